@@ -1,0 +1,1 @@
+"""Adapters: persistence (eventsourcing on PostgreSQL or SQLite), read model, tokens."""

@@ -1,0 +1,62 @@
+"""Our own tables live in the event log's database and share its connection pool, so a
+deployment has one pool per process and one place to configure it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+from application.errors import StoreUnavailable
+
+UNREACHABLE = (InterfaceError, OperationalError)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turns 'cannot reach the store' into the application's `StoreUnavailable`."""
+    try:
+        yield
+    except UNREACHABLE as error:
+        raise StoreUnavailable(str(error)) from error
+
+
+class Database:
+    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
+        self.datastore = datastore
+        self.dialect: Literal["postgres", "sqlite"] = (
+            "postgres" if isinstance(datastore, PostgresDatastore) else "sqlite"
+        )
+
+    def sql(self, statement: str) -> str:
+        """Statements are written with `%s` placeholders; SQLite wants `?`."""
+        return statement if self.dialect == "postgres" else statement.replace("%s", "?")
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
+        with store_errors():
+            if self.dialect == "postgres":
+                assert isinstance(self.datastore, PostgresDatastore)
+                with self.datastore.transaction(commit=commit) as cursor:
+                    yield cursor
+            else:
+                assert isinstance(self.datastore, SQLiteDatastore)
+                with self.datastore.transaction(commit=commit) as cursor:
+                    yield cursor
+
+    def execute_script(self, statements: list[str]) -> None:
+        with self.transaction(commit=True) as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def fetch_all(self, statement: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.sql(statement), params)
+            return list(cursor.fetchall())
+
+
+__all__ = ["Database", "PersistenceError", "store_errors"]

@@ -1,0 +1,1 @@
+"""The session log: eventsourcing persistence of `Session` aggregates on PostgreSQL or SQLite."""

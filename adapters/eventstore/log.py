@@ -1,0 +1,94 @@
+"""The eventsourcing `Application` that persists sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import Recording
+from eventsourcing.utils import get_topic
+
+from adapters.eventstore.recorders import SessionLogPostgresFactory, SessionLogSQLiteFactory
+from adapters.settings import StoreSettings
+from domain.session import Session
+
+SNAPSHOT_INTERVAL = 1000
+CACHE_SIZE = 2000
+
+
+class SessionLog(Application[Any]):
+    """Appending must not slow down as a session grows: saved sessions stay in an in-process
+    cache (fast-forwarded from the store, so other processes' writes are seen), and a snapshot
+    is taken from the in-memory session each time a save crosses a multiple of
+    SNAPSHOT_INTERVAL, so a cold load replays at most that many events."""
+
+    name = "SessionLog"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: SNAPSHOT_INTERVAL}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._save_listeners: list[Callable[[], None]] = []
+
+    def on_saved(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` after every save made by this process (e.g. to wake a projector)."""
+        self._save_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[Any]]) -> None:
+        for listener in self._save_listeners:
+            listener()
+
+    def _record(self, processing_event: ProcessingEvent[Any]) -> list[Recording[Any]]:
+        recordings = super()._record(processing_event)
+        if self.repository.cache is not None:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[Any]) -> None:
+        """The library rebuilds the aggregate from the store for each multiple of the interval
+        a save crosses; the saved aggregate is already in memory, so snapshot that, once."""
+        if self.snapshots is None:
+            return
+        saved_per_aggregate: dict[Any, int] = {}
+        for event in processing_event.events:
+            saved_per_aggregate[event.originator_id] = saved_per_aggregate.get(event.originator_id, 0) + 1
+        for aggregate_id, saved in saved_per_aggregate.items():
+            aggregate = processing_event.aggregates.get(aggregate_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if aggregate is None or not interval:
+                continue
+            if aggregate.version // interval > (aggregate.version - saved) // interval:
+                self.snapshots.put([Session.Snapshot.take(aggregate)])
+
+
+def event_log_environment(settings: StoreSettings, *, create_tables: bool = True) -> dict[str, str]:
+    common = {
+        "AGGREGATE_CACHE_MAXSIZE": str(CACHE_SIZE),
+        "CREATE_TABLE": "y" if create_tables else "n",
+    }
+    if settings.kind == "sqlite":
+        return {
+            **common,
+            "PERSISTENCE_MODULE": get_topic(SessionLogSQLiteFactory),
+            "SQLITE_DBNAME": settings.sqlite_path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    return {
+        **common,
+        "PERSISTENCE_MODULE": get_topic(SessionLogPostgresFactory),
+        "POSTGRES_DBNAME": settings.dbname,
+        "POSTGRES_HOST": settings.host,
+        "POSTGRES_PORT": str(settings.port),
+        "POSTGRES_USER": settings.user,
+        "POSTGRES_PASSWORD": settings.password,
+        "POSTGRES_POOL_SIZE": str(settings.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
+        "POSTGRES_CONNECT_TIMEOUT": str(settings.connect_timeout),
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+
+
+def open_session_log(settings: StoreSettings, *, create_tables: bool = True) -> SessionLog:
+    return SessionLog(env=event_log_environment(settings, create_tables=create_tables))

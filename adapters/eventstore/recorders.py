@@ -1,0 +1,151 @@
+"""Recorders that keep two indexes atomically with the session log, and fail fast.
+
+Alongside each save the recorder writes, in the same transaction as the stored events:
+- `session_directory`: one row per session (number, owner), for listing a scope's sessions;
+- `session_event_ids`: the client event ids a session recorded, for idempotent appends.
+They travel as keyword arguments of `Application.save()`, which the library hands to the
+recorder. The library retries a failing connection 10 times (minutes, with a pool timeout);
+here an unreachable store gives up after two attempts, so callers get a prompt 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+)
+from eventsourcing.sqlite import (
+    SQLiteAggregateRecorder,
+    SQLiteApplicationRecorder,
+    SQLiteCursor,
+    SQLiteFactory,
+)
+from eventsourcing.utils import retry
+from psycopg import Cursor
+from psycopg.sql import SQL
+
+_fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    number: int
+    session_uuid: UUID
+    account_id: int
+    user_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedIds:
+    session_number: int
+    event_ids: Sequence[UUID]
+
+
+POSTGRES_INDEX_DDL = [
+    "CREATE SEQUENCE IF NOT EXISTS session_numbers",
+    "CREATE TABLE IF NOT EXISTS session_directory ("
+    " number bigint PRIMARY KEY, session_uuid uuid NOT NULL UNIQUE,"
+    " account_id bigint NOT NULL, user_id bigint NOT NULL, created_at timestamptz NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS session_directory_scope ON session_directory (account_id, user_id, number DESC)",
+    "CREATE TABLE IF NOT EXISTS session_event_ids ("
+    " session_id bigint NOT NULL, event_id uuid NOT NULL, PRIMARY KEY (session_id, event_id))",
+]
+
+SQLITE_INDEX_DDL = [
+    "CREATE TABLE IF NOT EXISTS session_numbers ("
+    " number INTEGER PRIMARY KEY AUTOINCREMENT, allocated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS session_directory ("
+    " number INTEGER PRIMARY KEY, session_uuid TEXT NOT NULL UNIQUE,"
+    " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS session_directory_scope ON session_directory (account_id, user_id, number DESC)",
+    "CREATE TABLE IF NOT EXISTS session_event_ids ("
+    " session_id INTEGER NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (session_id, event_id))"
+    " WITHOUT ROWID",
+]
+
+
+class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
+    """Snapshots: the library's recorder, giving up promptly when the store is unreachable."""
+
+    insert_events = _fail_fast(PostgresAggregateRecorder.insert_events.__wrapped__)  # type: ignore[attr-defined]
+    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+
+
+class SessionLogPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.extend(SQL(ddl) for ddl in POSTGRES_INDEX_DDL)  # type: ignore[arg-type]
+
+    insert_events = _fail_fast(PostgresApplicationRecorder.insert_events.__wrapped__)  # type: ignore[attr-defined]
+    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    select_notifications = _fail_fast(
+        PostgresApplicationRecorder.select_notifications.__wrapped__  # type: ignore[attr-defined]
+    )
+    max_notification_id = _fail_fast(
+        PostgresApplicationRecorder.max_notification_id.__wrapped__  # type: ignore[attr-defined]
+    )
+
+    def _insert_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        entry: DirectoryEntry | None = kwargs.get("directory_entry")
+        if entry is not None:
+            curs.execute(
+                "INSERT INTO session_directory"
+                " (number, session_uuid, account_id, user_id, created_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (entry.number, entry.session_uuid, entry.account_id, entry.user_id, entry.created_at),
+            )
+        recorded: RecordedIds | None = kwargs.get("recorded_ids")
+        if recorded is not None and recorded.event_ids:
+            curs.executemany(
+                "INSERT INTO session_event_ids (session_id, event_id) VALUES (%s, %s)",
+                [(recorded.session_number, event_id) for event_id in recorded.event_ids],
+            )
+
+
+class SessionLogPostgresFactory(PostgresFactory):
+    aggregate_recorder_class = FailFastPostgresAggregateRecorder
+    application_recorder_class = SessionLogPostgresRecorder
+
+
+class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *SQLITE_INDEX_DDL]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        entry: DirectoryEntry | None = kwargs.get("directory_entry")
+        if entry is not None:
+            c.execute(
+                "INSERT INTO session_directory"
+                " (number, session_uuid, account_id, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    entry.number,
+                    str(entry.session_uuid),
+                    entry.account_id,
+                    entry.user_id,
+                    entry.created_at.isoformat(),
+                ),
+            )
+        recorded: RecordedIds | None = kwargs.get("recorded_ids")
+        if recorded is not None and recorded.event_ids:
+            c.executemany(
+                "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?)",
+                [(recorded.session_number, str(event_id)) for event_id in recorded.event_ids],
+            )
+        return notification_ids
+
+
+class SessionLogSQLiteFactory(SQLiteFactory):
+    aggregate_recorder_class = SQLiteAggregateRecorder
+    application_recorder_class = SessionLogSQLiteRecorder

@@ -1,0 +1,1 @@
+"""The `session_events` read model and the projection that keeps it."""

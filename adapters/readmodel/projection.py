@@ -1,0 +1,181 @@
+"""The projection that keeps `session_events` in step with the session log.
+
+Exactly once: each batch of up to `batch_size` log notifications is written together with the
+projection's new position in one transaction, and the position only moves from the value the
+batch was read at (compare-and-set), so a batch is never applied twice nor skipped, even if two
+processes were to project at once. Batching is what makes it fast: one commit per batch, not one
+per event (the library's stock runner commits per event)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from adapters.database import Database
+from adapters.eventstore.log import SessionLog
+from adapters.readmodel.tables import POSTGRES_DDL, SQLITE_DDL
+from domain.session import Session
+
+logger = logging.getLogger("session_events.projection")
+
+PROJECTION_NAME = "session_events"
+_SQLITE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class ProjectionConflict(Exception):
+    """Another projector moved the position first; the batch was rolled back."""
+
+
+def to_sqlite_time(moment: datetime) -> str:
+    """Fixed-width UTC text, so that SQLite's text ordering is time ordering."""
+    return moment.astimezone(UTC).strftime(_SQLITE_TIME)
+
+
+def from_sqlite_time(text: str) -> datetime:
+    return datetime.strptime(text, _SQLITE_TIME).replace(tzinfo=UTC)
+
+
+class Progress:
+    """The position this process last saw the projection reach, and a way to wait for more."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.position = 0
+
+    def advanced_to(self, position: int) -> None:
+        with self._condition:
+            self.position = max(self.position, position)
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._condition:
+            self._condition.wait(timeout)
+
+
+class SessionEventsProjection:
+    def __init__(self, log: SessionLog, database: Database, batch_size: int = 1000) -> None:
+        self._log = log
+        self._db = database
+        self.batch_size = batch_size
+        self.progress = Progress()
+        self._numbers: dict[UUID, int] = {}
+        self._insert = database.sql(
+            "INSERT INTO session_events (session_id, sequence, id, event_type, sent_at,"
+            " received_at, data, metadata, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self._advance = database.sql(
+            "UPDATE projection_tracking SET position = %s, updated_at = %s"
+            " WHERE name = %s AND position = %s RETURNING position"
+        )
+
+    def create_tables(self) -> None:
+        self._db.execute_script(POSTGRES_DDL if self._db.dialect == "postgres" else SQLITE_DDL)
+        with self._db.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._db.sql(
+                    "INSERT INTO projection_tracking (name, position, updated_at) VALUES (%s, 0, %s)"
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                (PROJECTION_NAME, self._now()),
+            )
+
+    def position(self) -> int:
+        rows = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,))
+        position = int(rows[0]["position"]) if rows else 0
+        self.progress.advanced_to(position)
+        return position
+
+    def head(self) -> int:
+        """The position of the last event in the log."""
+        return int(self._log.recorder.max_notification_id() or 0)
+
+    def process_batch(self) -> int:
+        """Projects the next batch; returns how many log notifications it consumed."""
+        start = self.position()
+        notifications = self._log.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        recorded: list[tuple[Session.EventRecorded, int]] = []
+        for notification in notifications:
+            domain_event = self._log.mapper.to_domain_event(notification)
+            if isinstance(domain_event, Session.EventRecorded):
+                recorded.append((domain_event, notification.id))
+            elif isinstance(domain_event, Session.Started):
+                self._numbers[domain_event.originator_id] = domain_event.number  # type: ignore[attr-defined]
+        rows = self._rows(recorded)
+        end = notifications[-1].id
+        with self._db.transaction(commit=True) as cursor:
+            if rows:
+                cursor.executemany(self._insert, rows)
+            cursor.execute(self._advance, (end, self._now(), PROJECTION_NAME, start))
+            if not cursor.fetchall():
+                raise ProjectionConflict(f"position moved from {start} by another projector")
+        self.progress.advanced_to(end)
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        """Projects until the head of the log, synchronously (used by rebuilds and tests)."""
+        total = 0
+        while consumed := self.process_batch():
+            total += consumed
+        return total
+
+    def reset(self) -> None:
+        """Empties the read model so that it is rebuilt from the start of the log."""
+        with self._db.transaction(commit=True) as cursor:
+            cursor.execute("DELETE FROM session_events")
+            cursor.execute(
+                self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
+                (self._now(), PROJECTION_NAME),
+            )
+        self.progress = Progress()
+
+    def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:
+        self._learn_numbers({e.originator_id for e, _ in recorded} - self._numbers.keys())
+        postgres = self._db.dialect == "postgres"
+        rows = []
+        for e, position in recorded:
+            rows.append(
+                (
+                    self._numbers[e.originator_id],
+                    e.sequence,
+                    e.event_id if postgres else str(e.event_id),
+                    e.event_type,
+                    e.sent_at if postgres else to_sqlite_time(e.sent_at),
+                    e.timestamp if postgres else to_sqlite_time(e.timestamp),
+                    e.data,
+                    e.metadata,
+                    position,
+                )
+            )
+        return rows
+
+    def _learn_numbers(self, unknown: set[UUID]) -> None:
+        if not unknown:
+            return
+        if len(self._numbers) > 100_000:
+            self._numbers.clear()
+        if self._db.dialect == "postgres":
+            rows = self._db.fetch_all(
+                "SELECT number, session_uuid FROM session_directory WHERE session_uuid = ANY(%s)",
+                (list(unknown),),
+            )
+            self._numbers.update({row["session_uuid"]: int(row["number"]) for row in rows})
+        else:
+            ids = [str(u) for u in unknown]
+            placeholders = ",".join("?" * len(ids))
+            rows = self._db.fetch_all(
+                f"SELECT number, session_uuid FROM session_directory WHERE session_uuid IN ({placeholders})",
+                ids,
+            )
+            self._numbers.update({UUID(row["session_uuid"]): int(row["number"]) for row in rows})
+
+    def _now(self) -> Any:
+        now = datetime.now(UTC)
+        return now if self._db.dialect == "postgres" else now.isoformat()

@@ -1,0 +1,62 @@
+"""`EventViews`: reads of the `session_events` read model, consistent with the log on demand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from uuid import UUID
+
+from adapters.database import Database, store_errors
+from adapters.readmodel.projection import SessionEventsProjection, from_sqlite_time
+from application.errors import StoreUnavailable
+from application.queries import EventQuery, Order, RecordedEvent
+
+CATCH_UP_TIMEOUT = 5.0
+
+
+class ReadModelEventViews:
+    def __init__(self, projection: SessionEventsProjection, database: Database) -> None:
+        self._projection = projection
+        self._db = database
+
+    def catch_up(self) -> None:
+        """Waits for the projection to pass the log's head as it was when the call began: every
+        event committed before then is readable on return (read your writes, for any client)."""
+        with store_errors():
+            head = self._projection.head()
+            if self._projection.progress.position >= head:
+                return
+            deadline = time.monotonic() + CATCH_UP_TIMEOUT
+            while self._projection.position() < head:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable("the read model is behind the event log; retry shortly")
+                self._projection.progress.wait(0.01)
+
+    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
+        postgres = self._db.dialect == "postgres"
+        direction = "DESC" if query.order is Order.DESC else "ASC"
+        statement = (
+            "SELECT id, session_id, sequence, event_type, sent_at, received_at,"
+            + (" data::text AS data, metadata::text AS metadata" if postgres else " data, metadata")
+            + " FROM session_events WHERE session_id = %s"
+        )
+        params: list[object] = [session_id]
+        if query.event_type is not None:
+            statement += " AND event_type = %s"
+            params.append(query.event_type.value)
+        statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"
+        params += [query.limit, query.offset]
+        rows = self._db.fetch_all(statement, params)
+        return [
+            RecordedEvent(
+                event_id=row["id"] if postgres else UUID(row["id"]),
+                session_id=int(row["session_id"]),
+                sequence=int(row["sequence"]),
+                event_type=row["event_type"],
+                sent_at=row["sent_at"] if postgres else from_sqlite_time(row["sent_at"]),
+                received_at=row["received_at"] if postgres else from_sqlite_time(row["received_at"]),
+                data_json=row["data"],
+                metadata_json=row["metadata"],
+            )
+            for row in rows
+        ]

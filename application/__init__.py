@@ -1,0 +1,1 @@
+"""Use cases of session-events, in domain terms, and the ports they need."""

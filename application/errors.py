@@ -1,0 +1,39 @@
+"""Errors the use cases raise; entrypoints map them to their own vocabulary (HTTP status codes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class SessionNotFound(Exception):
+    """The session does not exist, or is outside the caller's scope: the two are indistinguishable."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__(f"session {session_id} not found")
+        self.session_id = session_id
+
+
+class EventRejected(Exception):
+    """An event failed validation; `index` is its position in a batch (None for a single event)."""
+
+    def __init__(self, errors: Mapping[str, Sequence[str]], index: int | None = None) -> None:
+        where = "" if index is None else f" at index {index}"
+        super().__init__(f"invalid event{where}: {dict(errors)}")
+        self.errors = {field: list(messages) for field, messages in errors.items()}
+        self.index = index
+
+
+class InvalidQuery(Exception):
+    """A query parameter is out of range; `errors` maps parameter names to messages."""
+
+    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(f"invalid query: {dict(errors)}")
+        self.errors = {field: list(messages) for field, messages in errors.items()}
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached right now; the caller should retry later."""
+
+
+class ConcurrentUpdate(Exception):
+    """Another writer saved the session first; the command must be decided again."""

@@ -1,0 +1,57 @@
+"""The ports the use cases need; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+from uuid import UUID
+
+from application.queries import EventQuery, Page, RecordedEvent
+from application.scope import Scope
+from domain.session import Session
+
+
+class SessionStore(Protocol):
+    """The event-sourced sessions. Errors: `SessionNotFound`, `ConcurrentUpdate` on `save`,
+    `StoreUnavailable` whenever the store cannot be reached."""
+
+    def next_number(self) -> int:
+        """Allocates a new public session id (a positive integer, never reused)."""
+        ...
+
+    def get(self, number: int) -> Session: ...
+
+    def save(self, session: Session) -> None:
+        """Saves the session's new events atomically, with the ids of the events it recorded;
+        raises `ConcurrentUpdate` if another writer saved the session since it was loaded."""
+        ...
+
+    def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
+        """Which of these event ids the session has already recorded (committed). Ask after
+        `get`, so that a save racing with the question conflicts instead of duplicating."""
+        ...
+
+    def numbers_in_scope(self, scope: Scope, page: Page) -> Sequence[int]:
+        """The scope's session numbers, most recently created first."""
+        ...
+
+
+class EventViews(Protocol):
+    """The `session_events` read model, kept by a projection of the session log."""
+
+    def catch_up(self) -> None:
+        """Returns once every event committed before the call can be read (read your writes);
+        raises `StoreUnavailable` if that cannot happen promptly."""
+        ...
+
+    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]: ...
+
+
+class TokenStore(Protocol):
+    """API tokens, kept only as hashes."""
+
+    def issue(self, scope: Scope) -> str:
+        """Creates a token for the scope and returns it; it cannot be shown again."""
+        ...
+
+    def scope_of(self, token: str) -> Scope | None: ...

@@ -1,0 +1,94 @@
+"""Read-side shapes: what the read model answers, and how callers ask for events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from application.errors import InvalidQuery
+from domain.event_types import EventType
+
+MAX_PAGE = 1000
+DEFAULT_EVENT_PAGE = 100
+DEFAULT_SESSION_PAGE = 50
+
+
+class Order(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Events of one session, ordered by `sent_at` then by the order the session recorded them,
+    so that pages never repeat or skip an event and `desc` is the exact reverse of `asc`."""
+
+    event_type: EventType | None = None
+    limit: int = DEFAULT_EVENT_PAGE
+    offset: int = 0
+    order: Order = Order.ASC
+
+    @classmethod
+    def parse(
+        cls,
+        event_type: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        order: str | None = None,
+    ) -> EventQuery:
+        errors: dict[str, list[str]] = {}
+        parsed_type = None
+        if event_type is not None and event_type != "":
+            parsed_type = EventType.parse(event_type)
+            if parsed_type is None:
+                errors["event_type"] = ["is invalid"]
+        limit = DEFAULT_EVENT_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
+        offset = 0 if offset is None else offset
+        if offset < 0:
+            errors["offset"] = ["must be greater than or equal to 0"]
+        parsed_order = Order.ASC
+        if order is not None and order != "":
+            try:
+                parsed_order = Order(order.lower())
+            except ValueError:
+                errors["order"] = ["must be asc or desc"]
+        if errors:
+            raise InvalidQuery(errors)
+        return cls(parsed_type, limit, offset, parsed_order)
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int = DEFAULT_SESSION_PAGE
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, limit: int | None = None, offset: int | None = None) -> Page:
+        errors: dict[str, list[str]] = {}
+        limit = DEFAULT_SESSION_PAGE if limit is None else limit
+        if not 1 <= limit <= MAX_PAGE:
+            errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
+        offset = 0 if offset is None else offset
+        if offset < 0:
+            errors["offset"] = ["must be greater than or equal to 0"]
+        if errors:
+            raise InvalidQuery(errors)
+        return cls(limit, offset)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as the read model holds it; `data_json` is the client's JSON text, unchanged."""
+
+    event_id: UUID
+    session_id: int
+    sequence: int
+    event_type: str
+    sent_at: datetime
+    received_at: datetime
+    data_json: str
+    metadata_json: str | None

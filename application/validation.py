@@ -1,0 +1,149 @@
+"""Validation of the event wrapper a client sends (never of the contents of `data`).
+
+Fields arrive as JSON texts (`RawFields`), so that `data` and `metadata` are kept exactly as
+sent, to the byte, while the small wrapper fields are decoded here. Messages follow the original
+system: `can't be blank` for missing or null, `is invalid` for anything of the wrong kind."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from application.errors import EventRejected
+from domain.event_types import EventType
+from domain.session import NewEvent
+
+RawFields = Mapping[str, str | bytes]
+"""An event object as its fields' JSON texts, e.g. {"event_type": '"tool_called"', "data": '{}'}."""
+
+BLANK = "can't be blank"
+INVALID = "is invalid"
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def parse_event(fields: RawFields, session_id: int) -> NewEvent:
+    """Builds the event, or raises `EventRejected` with every invalid field named."""
+    errors: dict[str, list[str]] = {}
+
+    event_type = _required_string(fields, "event_type", errors)
+    parsed_type = EventType.parse(event_type) if event_type is not None else None
+    if event_type is not None and parsed_type is None:
+        errors["event_type"] = [INVALID]
+
+    time_field = "sent_at" if _present(fields, "sent_at") or not _present(fields, "timestamp") else "timestamp"
+    sent_at_text = _required_string(fields, time_field, errors)
+    sent_at = _parse_time(sent_at_text) if sent_at_text is not None else None
+    if sent_at_text is not None and sent_at is None:
+        errors[time_field] = [INVALID]
+
+    data_json = _object_text(fields, "data", errors, required=True)
+    metadata_json = _object_text(fields, "metadata", errors, required=False)
+    event_id = _event_id(fields, errors)
+    _check_session_id(fields, session_id, errors)
+
+    if errors:
+        raise EventRejected(errors)
+    assert parsed_type is not None and sent_at is not None and data_json is not None
+    return NewEvent(
+        event_id=event_id or uuid4(),
+        event_type=parsed_type,
+        sent_at=sent_at,
+        data_json=data_json,
+        metadata_json=metadata_json,
+    )
+
+
+def parse_events(batch: list[RawFields], session_id: int) -> list[NewEvent]:
+    """All or nothing: the first invalid event rejects the batch, reporting its index."""
+    events = []
+    for index, fields in enumerate(batch):
+        try:
+            events.append(parse_event(fields, session_id))
+        except EventRejected as rejected:
+            raise EventRejected(rejected.errors, index=index) from None
+    return events
+
+
+def _text(raw: str | bytes) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _decoded(fields: RawFields, name: str) -> object:
+    raw = fields.get(name)
+    return None if raw is None else json.loads(raw)
+
+
+def _present(fields: RawFields, name: str) -> bool:
+    return _decoded(fields, name) is not None
+
+
+def _required_string(fields: RawFields, name: str, errors: dict[str, list[str]]) -> str | None:
+    value = _decoded(fields, name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors[name] = [BLANK]
+        return None
+    if not isinstance(value, str):
+        errors[name] = [INVALID]
+        return None
+    return value
+
+
+def _parse_time(text: str) -> datetime | None:
+    if not _RFC3339.fullmatch(text):
+        return None
+    normalised = text.upper().replace(" ", "T")
+    if "." in normalised:  # Python keeps microseconds: drop finer digits rather than refuse them.
+        head, _, rest = normalised.partition(".")
+        digits = re.match(r"\d+", rest)
+        assert digits is not None
+        normalised = f"{head}.{digits.group()[:6].ljust(6, '0')}{rest[digits.end() :]}"
+    try:
+        moment = datetime.fromisoformat(normalised)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def _object_text(fields: RawFields, name: str, errors: dict[str, list[str]], *, required: bool) -> str | None:
+    raw = fields.get(name)
+    text = None if raw is None else _text(raw).strip()
+    if text is None or text == "null":
+        if required:
+            errors[name] = [BLANK]
+        return None
+    if not text.startswith("{"):
+        errors[name] = [INVALID]
+        return None
+    return text
+
+
+def _event_id(fields: RawFields, errors: dict[str, list[str]]) -> UUID | None:
+    value = _decoded(fields, "id")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    errors["id"] = [INVALID]
+    return None
+
+
+def _check_session_id(fields: RawFields, session_id: int, errors: dict[str, list[str]]) -> None:
+    value = _decoded(fields, "session_id")
+    if value is None:
+        return
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or value != session_id:
+        errors["session_id"] = [INVALID]

@@ -1,0 +1,1 @@
+"""The session-events domain: the `Session` aggregate and the side effects of recording events."""

@@ -1,0 +1,117 @@
+"""The `Session` aggregate: one IDE coding session and the activity it has recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.event_types import EventType
+from domain.side_effects import Note, effect_of
+from domain.status import SessionStatus
+
+_SESSION_NAMESPACE = uuid5(NAMESPACE_URL, "https://session-events/sessions")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An activity event a client asks a session to record, already validated.
+
+    `data_json` and `metadata_json` are the JSON texts exactly as the client sent them, so that
+    every key, string and number (and its kind) comes back unchanged."""
+
+    event_id: UUID
+    event_type: EventType
+    sent_at: datetime
+    data_json: str
+    metadata_json: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one `Session.record` decided: how many events were new and what to log."""
+
+    new_event_count: int
+    notes: Sequence[Note]
+    session_changed: bool
+
+
+class Session(Aggregate):
+    """Sessions are numbered by the store (`number`, the public id); the aggregate id is derived
+    from the number so that a session can be loaded knowing only its public id."""
+
+    @staticmethod
+    def create_id(number: int, **_: Any) -> UUID:
+        return uuid5(_SESSION_NAMESPACE, f"session/{number}")
+
+    @event("Started")
+    def __init__(
+        self,
+        number: int,
+        account_id: int,
+        user_id: int,
+        type: str | None = None,
+        agent: str | None = None,
+        environment: str | None = None,
+        state_json: str | None = None,
+    ) -> None:
+        self.number = number
+        self.account_id = account_id
+        self.user_id = user_id
+        self.type = type
+        self.agent = agent
+        self.environment = environment
+        self.state_json = state_json
+        self.status: str = SessionStatus.ACTIVE.value
+        self.external_conversation_id: str | None = None
+        self.event_count = 0
+
+    class EventRecorded(Aggregate.Event):
+        """One activity event, recorded as the session's `sequence`-th."""
+
+        event_id: UUID
+        event_type: str
+        sent_at: datetime
+        data: str
+        metadata: str | None
+        sequence: int
+
+        def apply(self, session: Session) -> None:
+            session.event_count = self.sequence
+            for name, value in effect_of(session, self.event_type, self.data).changes.items():
+                setattr(session, name, value)
+
+    def belongs_to(self, account_id: int, user_id: int) -> bool:
+        return self.account_id == account_id and self.user_id == user_id
+
+    def record(self, new_events: Sequence[NewEvent]) -> Recorded:
+        """Records the events in order, each seeing the session as the ones before left it.
+        An id given twice is recorded once; the caller passes only ids not already recorded."""
+        notes: list[Note] = []
+        seen: set[UUID] = set()
+        before = (self.status, self.external_conversation_id)
+        for new in new_events:
+            if new.event_id in seen:
+                continue
+            seen.add(new.event_id)
+            note = effect_of(self, new.event_type.value, new.data_json).note
+            if note is not None:
+                notes.append(note)
+            self.trigger_event(
+                self.EventRecorded,
+                event_id=new.event_id,
+                event_type=new.event_type.value,
+                sent_at=new.sent_at,
+                data=new.data_json,
+                metadata=new.metadata_json,
+                sequence=self.event_count + 1,
+            )
+        return Recorded(
+            new_event_count=len(seen),
+            notes=notes,
+            session_changed=before != (self.status, self.external_conversation_id),
+        )

@@ -1,0 +1,121 @@
+"""Side effects: how recording an event changes its session.
+
+Each side effect is a *mutator*: a pure function of the session as it stands and the event's
+`data`, returning the `Effect` to apply. The `Session` aggregate applies it when the event is
+recorded, and again, identically, whenever the session is rebuilt from its history; so a
+mutator must not log or call out. What it wants said (a warning, an error) goes in
+`Effect.note`, which is logged once, when the command is decided, never on replay.
+
+To add a side effect, write one function here decorated with `@side_effect(EventType.X)` and
+one test (see docs/adding-a-side-effect.md). Nothing else needs to change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from domain.event_types import EventType
+from domain.status import SessionStatus
+
+
+class SessionFacts(Protocol):
+    """What a mutator may read of the session it changes."""
+
+    @property
+    def status(self) -> SessionStatus: ...
+
+    @property
+    def external_conversation_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something worth telling an operator, logged when the command is decided."""
+
+    level: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The session attributes an event changes, and what is worth logging about it."""
+
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    note: Note | None = None
+
+
+NO_EFFECT = Effect()
+
+Mutator = Callable[[SessionFacts, Mapping[str, Any]], Effect]
+_MUTATORS: dict[EventType, Mutator] = {}
+
+
+def side_effect(event_type: EventType) -> Callable[[Mutator], Mutator]:
+    """Registers the mutator that runs when an event of this type is recorded."""
+
+    def register(mutator: Mutator) -> Mutator:
+        if event_type in _MUTATORS:
+            raise ValueError(f"{event_type} already has a side effect: {_MUTATORS[event_type]}")
+        _MUTATORS[event_type] = mutator
+        return mutator
+
+    return register
+
+
+def effect_of(session: SessionFacts, event_type: str, data_json: str) -> Effect:
+    """The effect of recording one event. A mutator that fails yields a logged error and no
+    change: malformed client data must never stop an event from being recorded."""
+    mutator = _MUTATORS.get(EventType(event_type))
+    if mutator is None:
+        return NO_EFFECT
+    try:
+        data = json.loads(data_json)
+        return mutator(session, data)
+    except Exception as error:
+        return Effect(note=Note(logging.ERROR, f"{event_type} side effect failed: {error!r}"))
+
+
+@side_effect(EventType.CONVERSATION_STARTED)
+def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
+    conversation_id = data.get("conversation_id")
+    if conversation_id is None:
+        return Effect(note=Note(logging.WARNING, "conversation_started without conversation_id"))
+    if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
+        conversation_id = str(conversation_id)
+    if not isinstance(conversation_id, str) or not conversation_id:
+        return Effect(
+            note=Note(logging.WARNING, f"conversation_started ignored: invalid conversation_id {conversation_id!r}")
+        )
+    if session.external_conversation_id is None:
+        return Effect(changes={"external_conversation_id": conversation_id})
+    if session.external_conversation_id == conversation_id:
+        return NO_EFFECT
+    return Effect(
+        note=Note(
+            logging.WARNING,
+            f"conversation_started for {conversation_id!r} ignored: session already belongs "
+            f"to conversation {session.external_conversation_id!r}",
+        )
+    )
+
+
+@side_effect(EventType.SESSION_STATUS_CHANGED)
+def change_status(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
+    new_status = data.get("new_status")
+    try:
+        status = SessionStatus(new_status)
+    except ValueError:
+        return Effect(note=Note(logging.WARNING, f"session_status_changed ignored: invalid new_status {new_status!r}"))
+    if status == session.status:
+        return NO_EFFECT
+    return Effect(changes={"status": status.value})
+
+
+@side_effect(EventType.ERROR_OCCURRED)
+def report_error(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
+    message = data.get("message") or data.get("error") or "no message"
+    return Effect(note=Note(logging.ERROR, f"client reported an error: {message}"))

@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP service and the command line; the composition root."""

@@ -1,0 +1,76 @@
+"""The composition root: wires adapters to ports from configuration (`DATABASE_URL`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from adapters.database import Database
+from adapters.eventstore.log import SessionLog, open_session_log
+from adapters.eventstore.store import EventSourcedSessionStore
+from adapters.readmodel.projection import SessionEventsProjection
+from adapters.readmodel.views import ReadModelEventViews
+from adapters.readmodel.worker import (
+    Leadership,
+    PostgresLeadership,
+    ProjectionWorker,
+    SQLiteLeadership,
+)
+from adapters.settings import StoreSettings
+from adapters.tokens import HashedTokenStore
+from application.services import SessionService
+
+
+@dataclass
+class Service:
+    settings: StoreSettings
+    log: SessionLog
+    database: Database
+    sessions: SessionService
+    tokens: HashedTokenStore
+    projection: SessionEventsProjection
+    worker: ProjectionWorker | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.worker is not None:
+            self.worker.stop()
+        self.log.close()
+
+
+def bootstrap(
+    settings: StoreSettings | None = None,
+    *,
+    run_projection: bool = True,
+    create_tables: bool = True,
+) -> Service:
+    """Builds the service. `run_projection` starts the background projector (the service);
+    commands that only need the store (tokens, projections) leave it off."""
+    settings = settings or StoreSettings.from_environment()
+    log = open_session_log(settings, create_tables=create_tables)
+    database = Database(log.recorder.datastore)  # type: ignore[attr-defined]
+    projection = SessionEventsProjection(log, database)
+    tokens = HashedTokenStore(database)
+    if create_tables:
+        projection.create_tables()
+        tokens.create_tables()
+    sessions = SessionService(
+        store=EventSourcedSessionStore(log, database),
+        views=ReadModelEventViews(projection, database),
+    )
+    service = Service(settings, log, database, sessions, tokens, projection)
+    if run_projection:
+        service.worker = ProjectionWorker(projection, _leadership(settings, log))
+        service.worker.start()
+    return service
+
+
+def _leadership(settings: StoreSettings, log: SessionLog) -> Leadership:
+    if settings.kind == "postgres":
+        return PostgresLeadership(settings, channel=log.recorder.channel_name)  # type: ignore[attr-defined]
+    news = threading.Event()
+    log.on_saved(news.set)
+    return SQLiteLeadership(settings.sqlite_path, news)

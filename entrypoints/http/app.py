@@ -1,0 +1,237 @@
+"""The Litestar application: thin handlers that decode, call a use case, encode."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.params import Parameter
+
+from application.errors import EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
+from application.queries import EventQuery, Page
+from application.scope import Scope
+from application.services import SessionFields, SessionService
+from application.validation import INVALID, RawFields
+from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.http import bodies
+from entrypoints.http.auth import Unauthenticated, provide_scope, provide_service
+from entrypoints.http.schemas import (
+    BatchRecorded,
+    EventsEnvelope,
+    SessionEnvelope,
+    SessionsEnvelope,
+    encode,
+    event_wire,
+    session_wire,
+)
+
+logger = logging.getLogger("session_events.http")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+RETRY_AFTER_SECONDS = "2"
+
+
+def _json(payload: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(encode(payload), status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+async def provide_raw_body(request: Request[Any, Any, Any]) -> bytes:
+    """Bodies are decoded by `bodies`, not by Litestar, to report errors in the contract's terms."""
+    return await request.body()
+
+
+def provide_sessions(state: State) -> SessionService:
+    return provide_service(state).sessions
+
+
+@post("/sessions", status_code=201, summary="Create a session", sync_to_thread=True)
+def create_session(raw_body: bytes, caller: Scope, sessions: SessionService) -> Response[SessionEnvelope]:
+    """Body `{}` or any of `type`, `agent`, `environment` (strings) and `state` (object)."""
+    fields = bodies.json_object(raw_body)
+    session = sessions.create_session(caller, _session_fields(fields))
+    return _json({"data": session_wire(session)}, status_code=201)
+
+
+@get("/sessions", summary="List the caller's sessions, most recent first", sync_to_thread=True)
+def list_sessions(
+    caller: Scope,
+    sessions: SessionService,
+    limit: int | None = Parameter(default=None, ge=1, le=1000),
+    offset: int | None = Parameter(default=None, ge=0),
+) -> Response[SessionsEnvelope]:
+    found = sessions.list_sessions(caller, Page.parse(limit, offset))
+    return _json({"data": [session_wire(s) for s in found]})
+
+
+@get("/sessions/{session_id:int}", summary="Get a session", sync_to_thread=True)
+def get_session(session_id: int, caller: Scope, sessions: SessionService) -> Response[SessionEnvelope]:
+    return _json({"data": session_wire(sessions.get_session(caller, session_id))})
+
+
+@post("/sessions/{session_id:int}/events", status_code=200, summary="Record one event", sync_to_thread=True)
+def record_event(
+    session_id: int, raw_body: bytes, caller: Scope, sessions: SessionService
+) -> Response[SessionEnvelope]:
+    """Body: one event `{event_type, sent_at, data, metadata?, id?, session_id?}`."""
+    handled = sessions.handle_event(caller, session_id, bodies.json_object(raw_body))
+    return _json({"data": session_wire(handled.session)})
+
+
+@post(
+    "/sessions/{session_id:int}/events/batch",
+    status_code=200,
+    summary="Record a batch of 1 to 1,000 events, all or nothing",
+    sync_to_thread=True,
+)
+def record_events(session_id: int, raw_body: bytes, caller: Scope, sessions: SessionService) -> Response[BatchRecorded]:
+    """Body `{"events": [event, ...]}`; `event_count` counts the events newly recorded."""
+    handled = sessions.handle_events(caller, session_id, bodies.event_batch(raw_body))
+    return _json({"data": session_wire(handled.session), "event_count": handled.new_event_count})
+
+
+@get("/sessions/{session_id:int}/events", summary="Query a session's events", sync_to_thread=True)
+def get_events(
+    session_id: int,
+    caller: Scope,
+    sessions: SessionService,
+    event_type: str | None = None,
+    limit: int | None = Parameter(default=None, ge=1, le=1000),
+    offset: int | None = Parameter(default=None, ge=0),
+    order: str | None = Parameter(default=None, pattern="^(asc|desc|ASC|DESC)$"),
+) -> Response[EventsEnvelope]:
+    query = EventQuery.parse(event_type, limit, offset, order)
+    events = sessions.get_events(caller, session_id, query)
+    return _json({"data": [event_wire(e) for e in events]})
+
+
+@get("/health", summary="Liveness and readiness", sync_to_thread=True)
+def health(state: State) -> Response[dict[str, str]]:
+    service = provide_service(state)
+    service.projection.head()  # raises StoreUnavailable (503) if the store cannot be reached
+    return _json({"status": "ok", "store": service.settings.kind})
+
+
+def _session_fields(fields: RawFields) -> SessionFields:
+    errors: dict[str, list[str]] = {}
+    values: dict[str, str | None] = {}
+    for name in ("type", "agent", "environment"):
+        raw = fields.get(name)
+        value = None if raw is None else json.loads(raw)
+        if value is not None and not isinstance(value, str):
+            errors[name] = [INVALID]
+        values[name] = value
+    state = fields.get("state")
+    state_text = None if state is None else (state.decode() if isinstance(state, bytes) else state).strip()
+    if state_text == "null":
+        state_text = None
+    if state_text is not None and not state_text.startswith("{"):
+        errors["state"] = [INVALID]
+    if errors:
+        raise EventRejected(errors)
+    return SessionFields(values["type"], values["agent"], values["environment"], state_text)
+
+
+def _not_found(_: Request[Any, Any, Any], __: SessionNotFound) -> Response[Any]:
+    return _json({"status": "not_found", "error": "Session not found"}, status_code=404)
+
+
+def _rejected(_: Request[Any, Any, Any], error: EventRejected) -> Response[Any]:
+    payload: dict[str, Any] = {"errors": error.errors}
+    if error.index is not None:
+        payload["index"] = error.index
+    return _json(payload, status_code=422)
+
+
+def _invalid_query(_: Request[Any, Any, Any], error: InvalidQuery) -> Response[Any]:
+    return _json({"errors": error.errors}, status_code=422)
+
+
+def _malformed(_: Request[Any, Any, Any], error: bodies.MalformedBody) -> Response[Any]:
+    return _json({"errors": {"body": [str(error)]}}, status_code=400)
+
+
+def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
+    logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, error)
+    return _json(
+        {"error": "service_unavailable", "error_description": "the store is unavailable; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def _unauthenticated(_: Request[Any, Any, Any], error: Unauthenticated) -> Response[Any]:
+    return _json(
+        {"error": error.error, "error_description": error.description},
+        status_code=401,
+        headers={"WWW-Authenticate": f'Bearer error="{error.error}"'},
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    """Litestar's own errors (bad path or query parameter, body too large) keep their status."""
+    payload: dict[str, Any] = {"status_code": error.status_code, "detail": error.detail}
+    if error.extra:
+        payload["extra"] = error.extra
+    return _json(payload, status_code=error.status_code, headers=error.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return _json(
+        {"error": "service_unavailable", "error_description": "unexpected error; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def create_app(service: Service | None = None) -> Litestar:
+    """`service` lets tests inject a wired service; by default it is built from the environment
+    when the app starts, and closed when it stops."""
+
+    def start(app: Litestar) -> None:
+        app.state.service = service if service is not None else bootstrap()
+
+    def stop(app: Litestar) -> None:
+        if service is None and getattr(app.state, "service", None) is not None:
+            app.state.service.close()
+
+    api = Router(
+        path="/api",
+        route_handlers=[create_session, list_sessions, get_session, record_event, record_events, get_events],
+        dependencies={
+            "caller": Provide(provide_scope, sync_to_thread=True),
+            "sessions": Provide(provide_sessions, sync_to_thread=False),
+            "raw_body": Provide(provide_raw_body),
+        },
+        request_max_body_size=MAX_BODY_BYTES,
+    )
+    return Litestar(
+        route_handlers=[api, health],
+        on_startup=[start],
+        on_shutdown=[stop],
+        exception_handlers={
+            SessionNotFound: _not_found,
+            EventRejected: _rejected,
+            InvalidQuery: _invalid_query,
+            bodies.MalformedBody: _malformed,
+            StoreUnavailable: _unavailable,
+            Unauthenticated: _unauthenticated,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="session-events",
+            version="0.1.0",
+            description="Records the activity stream of IDE coding sessions. See README.md.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+    )
