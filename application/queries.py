@@ -13,6 +13,8 @@ from domain.event_types import EventType
 MAX_PAGE = 1000
 DEFAULT_EVENT_PAGE = 100
 DEFAULT_SESSION_PAGE = 50
+MAX_OFFSET = 2**62
+"""Offsets beyond this are refused: stores count rows in signed 64-bit integers."""
 
 
 class Order(StrEnum):
@@ -48,8 +50,8 @@ class EventQuery:
         if not 1 <= limit <= MAX_PAGE:
             errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
         offset = 0 if offset is None else offset
-        if offset < 0:
-            errors["offset"] = ["must be greater than or equal to 0"]
+        if not 0 <= offset <= MAX_OFFSET:
+            errors["offset"] = [f"must be between 0 and {MAX_OFFSET}"]
         parsed_order = Order.ASC
         if order is not None and order != "":
             try:
@@ -73,8 +75,8 @@ class Page:
         if not 1 <= limit <= MAX_PAGE:
             errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
         offset = 0 if offset is None else offset
-        if offset < 0:
-            errors["offset"] = ["must be greater than or equal to 0"]
+        if not 0 <= offset <= MAX_OFFSET:
+            errors["offset"] = [f"must be between 0 and {MAX_OFFSET}"]
         if errors:
             raise InvalidQuery(errors)
         return cls(limit, offset)

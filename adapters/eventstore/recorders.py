@@ -6,6 +6,11 @@ Alongside each save the recorder writes, in the same transaction as the stored e
 They travel as keyword arguments of `Application.save()`, which the library hands to the
 recorder. The library retries a failing connection 10 times (minutes, with a pool timeout);
 here an unreachable store gives up after two attempts, so callers get a prompt 503.
+
+Event ids are inserted with ON CONFLICT DO NOTHING: a statement failing inside the library's
+pipelined transaction would surface as "pipeline aborted" rather than as a conflict, and the
+session's version check already rejects any save that raced with another (the caller then
+re-reads the recorded ids and drops the duplicates).
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             curs.executemany(
-                "INSERT INTO session_event_ids (session_id, event_id) VALUES (%s, %s)",
+                "INSERT INTO session_event_ids (session_id, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 [(recorded.session_number, event_id) for event_id in recorded.event_ids],
             )
 
@@ -140,7 +145,7 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             c.executemany(
-                "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?)",
+                "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(recorded.session_number, str(event_id)) for event_id in recorded.event_ids],
             )
         return notification_ids

@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.params import Parameter
 
 from application.errors import EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
-from application.queries import EventQuery, Page
+from application.queries import MAX_OFFSET, EventQuery, Page
 from application.scope import Scope
 from application.services import SessionFields, SessionService
 from application.validation import INVALID, RawFields
@@ -64,7 +64,7 @@ def list_sessions(
     caller: Scope,
     sessions: SessionService,
     limit: int | None = Parameter(default=None, ge=1, le=1000),
-    offset: int | None = Parameter(default=None, ge=0),
+    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
 ) -> Response[SessionsEnvelope]:
     found = sessions.list_sessions(caller, Page.parse(limit, offset))
     return _json({"data": [session_wire(s) for s in found]})
@@ -103,7 +103,7 @@ def get_events(
     sessions: SessionService,
     event_type: str | None = None,
     limit: int | None = Parameter(default=None, ge=1, le=1000),
-    offset: int | None = Parameter(default=None, ge=0),
+    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
     order: str | None = Parameter(default=None, pattern="^(asc|desc|ASC|DESC)$"),
 ) -> Response[EventsEnvelope]:
     query = EventQuery.parse(event_type, limit, offset, order)

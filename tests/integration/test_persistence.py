@@ -1,0 +1,208 @@
+"""Persistence behaviour through the real stores: SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.eventstore.log import SNAPSHOT_INTERVAL
+from adapters.settings import StoreSettings
+from application.errors import EventRejected, SessionNotFound
+from application.queries import EventQuery, Order, Page
+from application.scope import Scope
+from entrypoints.bootstrap import Service, bootstrap
+
+
+def event(sent_at: datetime | None = None, **overrides: object) -> dict[str, bytes]:
+    values: dict[str, object] = {
+        "event_type": "tool_called",
+        "sent_at": (sent_at or datetime(2026, 1, 1, tzinfo=UTC)).isoformat(),
+        "data": {},
+    }
+    values.update(overrides)
+    return {k: json.dumps(v).encode() for k, v in values.items()}
+
+
+def all_events(service: Service, scope: Scope, number: int, order: Order = Order.ASC):
+    return service.sessions.get_events(scope, number, EventQuery(limit=1000, order=order))
+
+
+def test_a_session_and_its_events_persist_and_read_back(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    handled = service.sessions.handle_events(
+        scope,
+        number,
+        [
+            event(event_type="conversation_started", data={"conversation_id": "c-9"}),
+            event(event_type="session_status_changed", data={"new_status": "complete"}, metadata={"m": 1}),
+        ],
+    )
+    assert handled.new_event_count == 2
+    again = service.sessions.get_session(scope, number)
+    assert (again.status, again.external_conversation_id, again.event_count) == ("complete", "c-9", 2)
+    events = all_events(service, scope, number)
+    assert [(e.sequence, e.event_type, e.session_id) for e in events] == [
+        (1, "conversation_started", number),
+        (2, "session_status_changed", number),
+    ]
+    assert events[1].metadata_json == '{"m": 1}'
+
+
+def test_session_ids_are_positive_and_distinct(service: Service, scope: Scope) -> None:
+    numbers = [service.sessions.create_session(scope).number for _ in range(5)]
+    assert len(set(numbers)) == 5 and min(numbers) > 0
+    listed = [s.number for s in service.sessions.list_sessions(scope, Page(limit=10))]
+    assert listed == sorted(numbers, reverse=True)
+
+
+def test_a_session_in_another_scope_is_not_found(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    with pytest.raises(SessionNotFound):
+        service.sessions.get_events(Scope(scope.account_id, scope.user_id + 100), number, EventQuery())
+    with pytest.raises(SessionNotFound):
+        service.sessions.get_session(scope, 10**12)
+
+
+def test_an_invalid_batch_stores_nothing(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    with pytest.raises(EventRejected):
+        service.sessions.handle_events(scope, number, [event(), event(), event(data=[1])])
+    assert service.sessions.get_session(scope, number).event_count == 0
+    assert all_events(service, scope, number) == []
+
+
+def test_retried_ids_are_recorded_once(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    ids = [str(uuid4()) for _ in range(5)]
+    first = service.sessions.handle_events(scope, number, [event(id=i) for i in ids[:3]])
+    retry = service.sessions.handle_events(scope, number, [event(id=i) for i in ids])
+    assert (first.new_event_count, retry.new_event_count, retry.session.event_count) == (3, 2, 5)
+    assert sorted(str(e.event_id) for e in all_events(service, scope, number)) == sorted(ids)
+
+
+def test_concurrent_writers_to_one_session_all_succeed(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    errors: list[BaseException] = []
+    retried_id = str(uuid4())
+
+    def write(worker: int) -> None:
+        try:
+            for k in range(10):
+                service.sessions.handle_events(scope, number, [event(data={"w": worker, "k": k}) for _ in range(3)])
+                service.sessions.handle_event(scope, number, event(id=retried_id))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    session = service.sessions.get_session(scope, number)
+    assert session.event_count == 6 * 10 * 3 + 1
+    events = all_events(service, scope, number)
+    assert sorted(e.sequence for e in events) == list(range(1, session.event_count + 1))
+    assert sum(str(e.event_id) == retried_id for e in events) == 1
+
+
+def test_paging_is_stable_and_desc_is_the_exact_reverse(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    base = datetime(2026, 5, 1, tzinfo=UTC)
+    # Many ties on sent_at, and arrival order different from time order.
+    batch = [event(sent_at=base + timedelta(seconds=(k * 7) % 5)) for k in range(40)]
+    service.sessions.handle_events(scope, number, batch)
+    asc = all_events(service, scope, number)
+    desc = all_events(service, scope, number, Order.DESC)
+    assert [e.sequence for e in desc] == [e.sequence for e in reversed(asc)]
+    assert [(e.sent_at, e.sequence) for e in asc] == sorted((e.sent_at, e.sequence) for e in asc)
+    for order, full in ((Order.ASC, asc), (Order.DESC, desc)):
+        paged = []
+        for offset in range(0, 40, 7):
+            paged += service.sessions.get_events(scope, number, EventQuery(limit=7, offset=offset, order=order))
+        assert [e.sequence for e in paged] == [e.sequence for e in full]
+
+
+def test_event_type_filter(service: Service, scope: Scope) -> None:
+    number = service.sessions.create_session(scope).number
+    service.sessions.handle_events(scope, number, [event(), event(event_type="file_created"), event()])
+    found = service.sessions.get_events(scope, number, EventQuery.parse(event_type="fileCreated"))
+    assert [e.sequence for e in found] == [2]
+
+
+def test_a_cold_process_sees_every_write_and_appends_after_snapshots(
+    service: Service, scope: Scope, database_url: str
+) -> None:
+    """A second service on the same store (as another worker process would be) loads sessions
+    from snapshot plus tail, and both processes keep appending without loss."""
+    number = service.sessions.create_session(scope).number
+    for _ in range(3):
+        service.sessions.handle_events(scope, number, [event() for _ in range(SNAPSHOT_INTERVAL // 2 + 1)])
+    other = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    try:
+        assert other.sessions.get_session(scope, number).event_count == 3 * (SNAPSHOT_INTERVAL // 2 + 1)
+        other.sessions.handle_event(
+            scope, number, event(event_type="session_status_changed", data={"new_status": "failed"})
+        )
+        again = service.sessions.handle_event(scope, number, event())
+        assert again.session.event_count == 3 * (SNAPSHOT_INTERVAL // 2 + 1) + 2
+        assert again.session.status == "failed"
+    finally:
+        other.close()
+
+
+def test_the_projection_never_applies_a_batch_twice(service: Service, scope: Scope, database_url: str) -> None:
+    number = service.sessions.create_session(scope).number
+    service.sessions.handle_events(scope, number, [event() for _ in range(25)])
+    rival = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    try:
+        rival.projection.catch_up()  # races the running worker; positions are compare-and-set
+    except Exception:
+        pass
+    finally:
+        rival.close()
+    events = all_events(service, scope, number)
+    assert [e.sequence for e in events] == list(range(1, 26))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+json_objects = st.dictionaries(
+    st.text(max_size=10) | st.sampled_from(["_type_", "_data_", "__class__", "id", ""]), json_values, max_size=6
+)
+
+
+def kinds(value: object) -> object:
+    """The value with every number's kind made explicit: 1 and 1.0 differ."""
+    if isinstance(value, dict):
+        return {k: kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [kinds(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=json_objects)
+def test_any_json_object_round_trips_exactly(service: Service, scope: Scope, data: dict) -> None:
+    number = service.sessions.create_session(scope).number
+    text = json.dumps(data)
+    raw = event()
+    raw["data"] = text.encode()
+    raw["metadata"] = text.encode()
+    service.sessions.handle_event(scope, number, raw)
+    [stored] = all_events(service, scope, number)
+    assert stored.data_json == text and stored.metadata_json == text
+    assert kinds(json.loads(stored.data_json)) == kinds(data)

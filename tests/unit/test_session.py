@@ -1,0 +1,160 @@
+"""The Session aggregate and its side effects (pure: no database)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from domain.event_types import EventType
+from domain.session import NewEvent, Session
+from domain.side_effects import NO_EFFECT, effect_of, link_conversation
+from domain.status import SessionStatus
+
+
+def new(event_type: EventType, **data: object) -> NewEvent:
+    return NewEvent(uuid4(), event_type, datetime.now(UTC), json.dumps(data))
+
+
+def replayed(session: Session) -> Session:
+    copy = None
+    for domain_event in session.collect_events():
+        copy = domain_event.mutate(copy)
+    assert isinstance(copy, Session)
+    return copy
+
+
+@pytest.fixture
+def session() -> Session:
+    return Session(number=7, account_id=1, user_id=2)
+
+
+def test_a_new_session_is_active_with_no_events(session: Session) -> None:
+    assert (session.status, session.external_conversation_id, session.event_count) == ("active", None, 0)
+    assert session.id == Session.create_id(7)
+
+
+def test_conversation_started_sets_the_conversation_when_none(session: Session) -> None:
+    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    assert session.external_conversation_id == "c-1"
+    assert recorded.notes == []
+    assert recorded.session_changed
+
+
+def test_conversation_started_with_the_same_id_is_a_no_op(session: Session) -> None:
+    session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    assert session.external_conversation_id == "c-1"
+    assert recorded.notes == [] and not recorded.session_changed
+    assert session.event_count == 2
+
+
+def test_a_different_conversation_is_warned_about_and_the_original_kept(session: Session) -> None:
+    session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-2")])
+    assert session.external_conversation_id == "c-1"
+    assert [note.level for note in recorded.notes] == [logging.WARNING]
+    assert "c-2" in recorded.notes[0].message
+
+
+@pytest.mark.parametrize("status", list(SessionStatus))
+def test_session_status_changed_sets_the_status(session: Session, status: SessionStatus) -> None:
+    session.record([new(EventType.SESSION_STATUS_CHANGED, new_status=status.value)])
+    assert session.status == status.value
+
+
+@pytest.mark.parametrize("data", [{"new_status": "exploded"}, {}, {"new_status": 3}])
+def test_an_invalid_status_is_logged_and_ignored_but_the_event_recorded(session: Session, data: dict) -> None:
+    recorded = session.record([new(EventType.SESSION_STATUS_CHANGED, **data)])
+    assert session.status == "active"
+    assert session.event_count == 1
+    assert recorded.notes[0].level == logging.WARNING
+
+
+def test_error_occurred_logs_an_error_and_changes_nothing(session: Session) -> None:
+    recorded = session.record([new(EventType.ERROR_OCCURRED, message="boom")])
+    assert recorded.notes[0].level == logging.ERROR and "boom" in recorded.notes[0].message
+    assert (session.status, session.external_conversation_id) == ("active", None)
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        t
+        for t in EventType
+        if t not in {EventType.CONVERSATION_STARTED, EventType.SESSION_STATUS_CHANGED, EventType.ERROR_OCCURRED}
+    ],
+)
+def test_other_event_types_have_no_side_effect(event_type: EventType) -> None:
+    session = Session(number=1, account_id=1, user_id=1)
+    assert effect_of(session, event_type.value, '{"new_status": "failed", "conversation_id": "x"}') == NO_EFFECT
+
+
+def test_a_failing_mutator_yields_an_error_note_not_an_exception(session: Session) -> None:
+    recorded = session.record([NewEvent(uuid4(), EventType.CONVERSATION_STARTED, datetime.now(UTC), "[1]")])
+    assert session.event_count == 1
+    assert recorded.notes[0].level == logging.ERROR
+
+
+def test_side_effects_apply_in_order_within_a_batch(session: Session) -> None:
+    session.record(
+        [
+            new(EventType.SESSION_STATUS_CHANGED, new_status="failed"),
+            new(EventType.CONVERSATION_STARTED, conversation_id="a"),
+            new(EventType.CONVERSATION_STARTED, conversation_id="b"),
+            new(EventType.SESSION_STATUS_CHANGED, new_status="complete"),
+        ]
+    )
+    assert (session.status, session.external_conversation_id, session.event_count) == ("complete", "a", 4)
+
+
+def test_an_id_given_twice_in_one_call_is_recorded_once(session: Session) -> None:
+    event = new(EventType.TOOL_CALLED)
+    recorded = session.record([event, event, new(EventType.TOOL_RESULT)])
+    assert recorded.new_event_count == 2 and session.event_count == 2
+
+
+def test_replay_rebuilds_the_same_state_without_deciding_again(session: Session, caplog) -> None:
+    session.record(
+        [
+            new(EventType.CONVERSATION_STARTED, conversation_id="a"),
+            new(EventType.CONVERSATION_STARTED, conversation_id="b"),
+            new(EventType.SESSION_STATUS_CHANGED, new_status="cancelled"),
+        ]
+    )
+    with caplog.at_level(logging.DEBUG):
+        rebuilt = replayed(session)
+    assert caplog.records == []
+    assert (rebuilt.status, rebuilt.external_conversation_id, rebuilt.event_count, rebuilt.version) == (
+        "cancelled",
+        "a",
+        3,
+        session.version,
+    )
+
+
+def test_a_mutator_is_a_pure_function_of_session_and_data() -> None:
+    class Facts:
+        status = "active"
+        external_conversation_id = None
+
+    assert link_conversation(Facts(), {"conversation_id": "z"}).changes == {"external_conversation_id": "z"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("tool_called", EventType.TOOL_CALLED),
+        ("toolCalled", EventType.TOOL_CALLED),
+        ("sessionStatusChanged", EventType.SESSION_STATUS_CHANGED),
+        ("tool", None),
+        ("TOOL_CALLED", None),
+        ("tool-called", None),
+        ("", None),
+    ],
+)
+def test_event_types_accept_snake_and_camel_case(name: str, expected: EventType | None) -> None:
+    assert EventType.parse(name) == expected
