@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any, ClassVar
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -42,7 +43,8 @@ class SessionLog(Application[Any]):
         recordings = super()._record(processing_event)
         if self.repository.cache is not None:
             for aggregate_id, aggregate in processing_event.aggregates.items():
-                self.repository.cache.put(aggregate_id, aggregate)
+                # A copy: the caller keeps using its object while others fast-forward the cached one.
+                self.repository.cache.put(aggregate_id, deepcopy(aggregate))
         return recordings
 
     def _take_snapshots(self, processing_event: ProcessingEvent[Any]) -> None:

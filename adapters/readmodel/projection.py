@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from adapters.database import Database
+from adapters.database import Database, store_errors
 from adapters.eventstore.log import SessionLog
 from adapters.readmodel.tables import POSTGRES_DDL, SQLITE_DDL
 from domain.session import Session
@@ -23,7 +23,6 @@ from domain.session import Session
 logger = logging.getLogger("session_events.projection")
 
 PROJECTION_NAME = "session_events"
-_SQLITE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class ProjectionConflict(Exception):
@@ -31,12 +30,12 @@ class ProjectionConflict(Exception):
 
 
 def to_sqlite_time(moment: datetime) -> str:
-    """Fixed-width UTC text, so that SQLite's text ordering is time ordering."""
-    return moment.astimezone(UTC).strftime(_SQLITE_TIME)
+    """Fixed-width UTC text (years zero-padded), so that SQLite's text ordering is time ordering."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_sqlite_time(text: str) -> datetime:
-    return datetime.strptime(text, _SQLITE_TIME).replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 class Progress:
@@ -91,7 +90,8 @@ class SessionEventsProjection:
 
     def head(self) -> int:
         """The position of the last event in the log."""
-        return int(self._log.recorder.max_notification_id() or 0)
+        with store_errors():
+            return int(self._log.recorder.max_notification_id() or 0)
 
     def process_batch(self) -> int:
         """Projects the next batch; returns how many log notifications it consumed."""
@@ -137,6 +137,8 @@ class SessionEventsProjection:
         self.progress = Progress()
 
     def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:
+        if len(self._numbers) > 100_000:
+            self._numbers.clear()
         self._learn_numbers({e.originator_id for e, _ in recorded} - self._numbers.keys())
         postgres = self._db.dialect == "postgres"
         rows = []
@@ -159,8 +161,6 @@ class SessionEventsProjection:
     def _learn_numbers(self, unknown: set[UUID]) -> None:
         if not unknown:
             return
-        if len(self._numbers) > 100_000:
-            self._numbers.clear()
         if self._db.dialect == "postgres":
             rows = self._db.fetch_all(
                 "SELECT number, session_uuid FROM session_directory WHERE session_uuid = ANY(%s)",
