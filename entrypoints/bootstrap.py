@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from adapters.database import Database
+from adapters.database import Database, store_errors
 from adapters.eventstore.log import SessionLog, open_session_log
 from adapters.eventstore.store import EventSourcedSessionStore
 from adapters.readmodel.projection import SessionEventsProjection
@@ -50,7 +50,8 @@ def bootstrap(
     """Builds the service. `run_projection` starts the background projector (the service);
     commands that only need the store (tokens, projections) leave it off."""
     settings = settings or StoreSettings.from_environment()
-    log = open_session_log(settings, create_tables=create_tables)
+    with store_errors():
+        log = open_session_log(settings, create_tables=create_tables)
     database = Database(log.recorder.datastore)  # type: ignore[attr-defined]
     projection = SessionEventsProjection(log, database)
     tokens = HashedTokenStore(database)

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from adapters.settings import InvalidDatabaseUrl, StoreSettings
+from application.errors import StoreUnavailable
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidDatabaseUrl as error:
         print(f"session-events: invalid DATABASE_URL: {error}", file=sys.stderr)
         return 2
+    except StoreUnavailable as error:
+        print(f"session-events: the store is unreachable: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.params import Parameter
@@ -174,6 +174,16 @@ def _unauthenticated(_: Request[Any, Any, Any], error: Unauthenticated) -> Respo
     )
 
 
+def _bad_parameter(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
+    """Litestar rejects a query parameter of the wrong type or range before the handler runs;
+    answer in the contract's shape, naming the parameter."""
+    errors: dict[str, list[str]] = {}
+    for problem in error.extra if isinstance(error.extra, list) else []:
+        if isinstance(problem, dict):
+            errors.setdefault(str(problem.get("key") or "request"), []).append(str(problem.get("message")))
+    return _json({"errors": errors or {"request": [str(error.detail)]}}, status_code=422)
+
+
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     """Litestar's own errors (bad path or query parameter, body too large) keep their status."""
     payload: dict[str, Any] = {"status_code": error.status_code, "detail": error.detail}
@@ -223,6 +233,7 @@ def create_app(service: Service | None = None) -> Litestar:
             bodies.MalformedBody: _malformed,
             StoreUnavailable: _unavailable,
             Unauthenticated: _unauthenticated,
+            ValidationException: _bad_parameter,
             HTTPException: _http_error,
             Exception: _unexpected,
         },
