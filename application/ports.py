@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 from uuid import UUID
 
+from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
 from domain.session import Session
@@ -21,9 +22,10 @@ class SessionStore(Protocol):
 
     def get(self, number: int) -> Session: ...
 
-    def save(self, session: Session) -> None:
-        """Saves the session's new events atomically, with the ids of the events it recorded;
-        raises `ConcurrentUpdate` if another writer saved the session since it was loaded."""
+    def save(self, session: Session, announcement: Announcement | None = None) -> None:
+        """Saves the session's new events atomically, with the ids of the events it recorded and
+        the announcement of them (delivered once they can be read); raises `ConcurrentUpdate` if
+        another writer saved the session since it was loaded."""
         ...
 
     def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:

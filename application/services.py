@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from application.errors import ConcurrentUpdate, SessionNotFound
+from application.notifications import Announcement
 from application.ports import EventViews, SessionStore
 from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
@@ -99,8 +100,19 @@ class SessionService:
             if not fresh:
                 return EventsHandled(session, 0)
             recorded = session.record(fresh)
+            announcement = Announcement(
+                session_id=session_id,
+                account_id=session.account_id,
+                user_id=session.user_id,
+                event_count=recorded.new_event_count,
+                session_update=(
+                    {"status": session.status, "external_conversation_id": session.external_conversation_id}
+                    if recorded.session_changed
+                    else None
+                ),
+            )
             try:
-                self._store.save(session)
+                self._store.save(session, announcement)
             except ConcurrentUpdate:
                 if attempt == MAX_ATTEMPTS:
                     raise

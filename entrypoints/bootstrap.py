@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from adapters.database import Database, store_errors
 from adapters.eventstore.log import SessionLog, open_session_log
 from adapters.eventstore.store import EventSourcedSessionStore
+from adapters.notifications.dispatcher import FeedNotifier, LocalWakeups, PostgresWakeups, Wakeups
+from adapters.notifications.feed import NotificationFeed
 from adapters.readmodel.projection import SessionEventsProjection
 from adapters.readmodel.views import ReadModelEventViews
 from adapters.readmodel.worker import (
@@ -29,6 +31,7 @@ class Service:
     sessions: SessionService
     tokens: HashedTokenStore
     projection: SessionEventsProjection
+    notifier: FeedNotifier
     worker: ProjectionWorker | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -36,6 +39,7 @@ class Service:
         if self._closed:
             return
         self._closed = True
+        self.notifier.stop()
         if self.worker is not None:
             self.worker.stop()
         self.log.close()
@@ -47,26 +51,36 @@ def bootstrap(
     run_projection: bool = True,
     create_tables: bool = True,
 ) -> Service:
-    """Builds the service. `run_projection` starts the background projector (the service);
-    commands that only need the store (tokens, projections) leave it off."""
+    """Builds the service. `run_projection` starts the background threads (projector and
+    notifier) that a serving process needs; commands that only use the store leave it off."""
     settings = settings or StoreSettings.from_environment()
     with store_errors():
         log = open_session_log(settings, create_tables=create_tables)
     database = Database(log.recorder.datastore)  # type: ignore[attr-defined]
     projection = SessionEventsProjection(log, database)
     tokens = HashedTokenStore(database)
+    feed = NotificationFeed(database)
     if create_tables:
         projection.create_tables()
+        feed.create_tables()
         tokens.create_tables()
     sessions = SessionService(
         store=EventSourcedSessionStore(log, database),
         views=ReadModelEventViews(projection, database),
     )
-    service = Service(settings, log, database, sessions, tokens, projection)
+    notifier = FeedNotifier(feed, _wakeups(settings, projection))
+    service = Service(settings, log, database, sessions, tokens, projection, notifier)
     if run_projection:
         service.worker = ProjectionWorker(projection, _leadership(settings, log))
         service.worker.start()
+        notifier.start()
     return service
+
+
+def _wakeups(settings: StoreSettings, projection: SessionEventsProjection) -> Wakeups:
+    if settings.kind == "postgres":
+        return PostgresWakeups(settings)
+    return LocalWakeups(projection.progress)
 
 
 def _leadership(settings: StoreSettings, log: SessionLog) -> Leadership:

@@ -15,6 +15,7 @@ re-reads the recorded ids and drops the duplicates).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,8 @@ from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.sql import SQL
 
+from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcement
+
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
 
 
@@ -55,6 +58,24 @@ class RecordedIds:
     event_ids: Sequence[UUID]
 
 
+def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
+    """The notification-feed rows announcing one save: (kind, session, account, user, payload)."""
+    if not isinstance(announcement, Announcement) or announcement.event_count == 0:
+        return []
+    owner = (announcement.session_id, announcement.account_id, announcement.user_id)
+    rows = [
+        (
+            SESSION_EVENTS,
+            *owner,
+            json.dumps({"session_id": announcement.session_id, "event_count": announcement.event_count}),
+        )
+    ]
+    if announcement.session_update is not None:
+        payload = {"session_id": announcement.session_id, **announcement.session_update}
+        rows.append((SESSION_UPDATED, *owner, json.dumps(payload)))
+    return rows
+
+
 POSTGRES_INDEX_DDL = [
     "CREATE SEQUENCE IF NOT EXISTS session_numbers",
     "CREATE TABLE IF NOT EXISTS session_directory ("
@@ -63,6 +84,11 @@ POSTGRES_INDEX_DDL = [
     "CREATE INDEX IF NOT EXISTS session_directory_scope ON session_directory (account_id, user_id, number DESC)",
     "CREATE TABLE IF NOT EXISTS session_event_ids ("
     " session_id bigint NOT NULL, event_id uuid NOT NULL, PRIMARY KEY (session_id, event_id))",
+    "CREATE TABLE IF NOT EXISTS session_feed ("
+    " position bigint NOT NULL, kind text NOT NULL, session_id bigint NOT NULL,"
+    " account_id bigint NOT NULL, user_id bigint NOT NULL, payload text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (position, kind))",
+    "CREATE INDEX IF NOT EXISTS session_feed_scope ON session_feed (account_id, user_id, position)",
 ]
 
 SQLITE_INDEX_DDL = [
@@ -75,6 +101,12 @@ SQLITE_INDEX_DDL = [
     "CREATE TABLE IF NOT EXISTS session_event_ids ("
     " session_id INTEGER NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (session_id, event_id))"
     " WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS session_feed ("
+    " position INTEGER NOT NULL, kind TEXT NOT NULL, session_id INTEGER NOT NULL,"
+    " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, payload TEXT NOT NULL,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), PRIMARY KEY (position, kind))"
+    " WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS session_feed_scope ON session_feed (account_id, user_id, position)",
 ]
 
 
@@ -115,6 +147,23 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                 [(recorded.session_number, event_id) for event_id in recorded.event_ids],
             )
 
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Once the events are in (still in their transaction, under the library's table lock, so
+        feed positions follow commit order): the announcement, at the save's last position.
+        Written here rather than earlier so that a conflicting save fails on the conflict itself."""
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        rows = feed_rows(kwargs.get("announcement"))
+        if rows and notification_ids:
+            with curs.connection.cursor() as feed:
+                feed.executemany(
+                    "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(notification_ids[-1], *row) for row in rows],
+                )
+        return notification_ids
+
 
 class SessionLogPostgresFactory(PostgresFactory):
     aggregate_recorder_class = FailFastPostgresAggregateRecorder
@@ -147,6 +196,13 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(recorded.session_number, str(event_id)) for event_id in recorded.event_ids],
+            )
+        rows = feed_rows(kwargs.get("announcement"))
+        if rows and notification_ids:
+            c.executemany(
+                "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(notification_ids[-1], *row) for row in rows],
             )
         return notification_ids
 

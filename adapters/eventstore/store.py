@@ -13,6 +13,7 @@ from adapters.database import Database, store_errors
 from adapters.eventstore.log import SessionLog
 from adapters.eventstore.recorders import DirectoryEntry, RecordedIds
 from application.errors import ConcurrentUpdate, SessionNotFound
+from application.notifications import Announcement
 from application.queries import Page
 from application.scope import Scope
 from domain.session import Session
@@ -45,7 +46,7 @@ class EventSourcedSessionStore:
         assert isinstance(session, Session)
         return session
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, announcement: Announcement | None = None) -> None:
         pending = session.pending_events
         recorded_ids = [e.event_id for e in pending if isinstance(e, Session.EventRecorded)]
         entry = None
@@ -63,6 +64,7 @@ class EventSourcedSessionStore:
                     session,
                     directory_entry=entry,
                     recorded_ids=RecordedIds(session.number, recorded_ids),
+                    announcement=announcement,
                 )
             except IntegrityError as conflict:
                 raise ConcurrentUpdate(str(conflict)) from conflict

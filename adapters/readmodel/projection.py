@@ -23,6 +23,7 @@ from domain.session import Session
 logger = logging.getLogger("session_events.projection")
 
 PROJECTION_NAME = "session_events"
+FEED_CHANNEL = "session_feed"
 
 
 class ProjectionConflict(Exception):
@@ -53,6 +54,10 @@ class Progress:
     def wait(self, timeout: float) -> None:
         with self._condition:
             self._condition.wait(timeout)
+
+    def rewind(self) -> None:
+        with self._condition:
+            self.position = 0
 
 
 class SessionEventsProjection:
@@ -116,6 +121,9 @@ class SessionEventsProjection:
             cursor.execute(self._advance, (end, self._now(), PROJECTION_NAME, start))
             if not cursor.fetchall():
                 raise ProjectionConflict(f"position moved from {start} by another projector")
+            if self._db.dialect == "postgres":
+                # Delivered on commit: tells every process's notifier that more is readable.
+                cursor.execute("SELECT pg_notify(%s, %s)", (FEED_CHANNEL, str(end)))
         self.progress.advanced_to(end)
         return len(notifications)
 
@@ -134,7 +142,7 @@ class SessionEventsProjection:
                 self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
                 (self._now(), PROJECTION_NAME),
             )
-        self.progress = Progress()
+        self.progress.rewind()
 
     def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:
         if len(self._numbers) > 100_000:

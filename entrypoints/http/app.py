@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
@@ -31,6 +33,7 @@ from entrypoints.http.schemas import (
     event_wire,
     session_wire,
 )
+from entrypoints.http.stream import notifications_socket, provide_notifier, stream
 
 logger = logging.getLogger("session_events.http")
 
@@ -201,12 +204,29 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[A
     )
 
 
+def _close_streams_on_signal(service: Service) -> None:
+    """The server waits for open responses before shutting down, and live streams never end by
+    themselves: on SIGTERM/SIGINT end them first (cleanly), then let the server's handler run."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+
+        def close_then_chain(received: int, frame: Any, previous: Any = previous) -> None:
+            service.notifier.hub.close()
+            if callable(previous):
+                previous(received, frame)
+
+        signal.signal(signum, close_then_chain)
+
+
 def create_app(service: Service | None = None) -> Litestar:
     """`service` lets tests inject a wired service; by default it is built from the environment
     when the app starts, and closed when it stops."""
 
     def start(app: Litestar) -> None:
         app.state.service = service if service is not None else bootstrap()
+        _close_streams_on_signal(app.state.service)
 
     def stop(app: Litestar) -> None:
         if service is None and getattr(app.state, "service", None) is not None:
@@ -214,11 +234,21 @@ def create_app(service: Service | None = None) -> Litestar:
 
     api = Router(
         path="/api",
-        route_handlers=[create_session, list_sessions, get_session, record_event, record_events, get_events],
+        route_handlers=[
+            create_session,
+            list_sessions,
+            get_session,
+            record_event,
+            record_events,
+            get_events,
+            stream,
+            notifications_socket,
+        ],
         dependencies={
             "caller": Provide(provide_scope, sync_to_thread=True),
             "sessions": Provide(provide_sessions, sync_to_thread=False),
             "raw_body": Provide(provide_raw_body),
+            "notifier": Provide(provide_notifier, sync_to_thread=False),
         },
         request_max_body_size=MAX_BODY_BYTES,
     )

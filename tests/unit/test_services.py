@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from application.errors import ConcurrentUpdate, EventRejected, SessionNotFound
+from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
 from application.services import SessionFields, SessionService
@@ -25,6 +26,7 @@ class FakeStore:
         self.event_ids: dict[int, set[UUID]] = {}
         self.conflicts_to_raise = 0
         self.saves = 0
+        self.announcements: list[Announcement | None] = []
 
     def next_number(self) -> int:
         return len(self.sessions) + 1
@@ -34,7 +36,8 @@ class FakeStore:
             raise SessionNotFound(number)
         return copy.deepcopy(self.sessions[number])
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, announcement: Announcement | None = None) -> None:
+        self.announcements.append(announcement)
         if self.conflicts_to_raise:
             self.conflicts_to_raise -= 1
             raise ConcurrentUpdate("someone else saved first")
@@ -153,3 +156,17 @@ def test_listing_shows_only_the_callers_sessions_newest_first(service: SessionSe
     mine = [service.create_session(OWNER).number for _ in range(3)]
     service.create_session(STRANGER)
     assert [s.number for s in service.list_sessions(OWNER, Page(limit=2))] == mine[::-1][:2]
+
+
+def test_each_recording_call_announces_what_it_newly_recorded(service: SessionService, store: FakeStore) -> None:
+    number = service.create_session(OWNER).number
+    event_id = str(uuid4())
+    service.handle_events(OWNER, number, [event(id=event_id), event()])
+    service.handle_event(OWNER, number, event(event_type="session_status_changed", data={"new_status": "failed"}))
+    service.handle_event(OWNER, number, event(id=event_id))  # a retry records nothing, announces nothing
+    assert store.announcements[1:] == [
+        Announcement(number, 1, 10, event_count=2),
+        Announcement(
+            number, 1, 10, event_count=1, session_update={"status": "failed", "external_conversation_id": None}
+        ),
+    ]

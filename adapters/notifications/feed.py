@@ -1,0 +1,97 @@
+"""The notification feed: rows written by the session log's recorder in the same transaction as
+the events they announce (an outbox), keyed by the save's log position. A row is *ready* once
+the `session_events` projection has passed its position, i.e. once what it announces can be
+read; readers only ever see ready rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapters.database import Database
+from adapters.readmodel.projection import PROJECTION_NAME
+from application.notifications import Cursor, Notification
+from application.scope import Scope
+
+PRUNED_HORIZON = "session_feed_pruned"
+"""A `projection_tracking` row: the highest position pruned from the feed."""
+
+_COLUMNS = "position, kind, session_id, account_id, user_id, payload"
+_READABLE = "(SELECT position FROM projection_tracking WHERE name = %s)"
+
+
+class NotificationFeed:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def create_tables(self) -> None:
+        with self._db.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._db.sql(
+                    "INSERT INTO projection_tracking (name, position, updated_at) VALUES (%s, 0, %s)"
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                (PRUNED_HORIZON, self._now()),
+            )
+
+    def readable_position(self) -> int:
+        rows = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,))
+        return int(rows[0]["position"]) if rows else 0
+
+    def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
+        """Ready notifications of every scope after `after`, in feed order."""
+        rows = self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM session_feed WHERE position >= %s AND position <= {_READABLE}"
+            " ORDER BY position, kind LIMIT %s",
+            (after.position, PROJECTION_NAME, limit + 2),
+        )
+        return [n for n in map(_notification, rows) if n.cursor > after][:limit]
+
+    def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
+        horizon = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PRUNED_HORIZON,))
+        if horizon and after.position < int(horizon[0]["position"]):
+            return None
+        rows = self._db.fetch_all(
+            f"SELECT {_COLUMNS} FROM session_feed WHERE account_id = %s AND user_id = %s AND position >= %s"
+            f" AND position <= {_READABLE} ORDER BY position, kind LIMIT %s",
+            (scope.account_id, scope.user_id, after.position, PROJECTION_NAME, limit + 2),
+        )
+        return [n for n in map(_notification, rows) if n.cursor > after][:limit]
+
+    def prune(self, older_than: timedelta) -> int:
+        """Forgets notifications older than `older_than`; clients resuming from before them are
+        told to re-query. Returns the new pruning horizon (0 if nothing was old enough)."""
+        cutoff = datetime.now(UTC) - older_than
+        with self._db.transaction(commit=True) as cursor:
+            cutoff_param = cutoff if self._db.dialect == "postgres" else cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            cursor.execute(
+                self._db.sql("SELECT max(position) AS horizon FROM session_feed WHERE created_at < %s"),
+                (cutoff_param,),
+            )
+            horizon = cursor.fetchone()["horizon"]
+            if horizon is None:
+                return 0
+            cursor.execute(self._db.sql("DELETE FROM session_feed WHERE position <= %s"), (horizon,))
+            cursor.execute(
+                self._db.sql(
+                    "UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s AND position < %s"
+                ),
+                (horizon, self._now(), PRUNED_HORIZON, horizon),
+            )
+            return int(horizon)
+
+    def _now(self) -> Any:
+        now = datetime.now(UTC)
+        return now if self._db.dialect == "postgres" else now.isoformat()
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(
+        position=int(row["position"]),
+        kind=row["kind"],
+        session_id=int(row["session_id"]),
+        account_id=int(row["account_id"]),
+        user_id=int(row["user_id"]),
+        payload=json.loads(row["payload"]),
+    )
