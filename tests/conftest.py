@@ -103,7 +103,8 @@ class ServerProcess:
     def __init__(self, database_url: str, workdir: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url}
+        # Keep-alives every second, so stream readers notice a closed stream promptly.
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SESSION_EVENTS_KEEPALIVE_SECONDS": "1"}
         self.workdir = workdir
         self.log = workdir / f"server-{self.port}.log"
         self._process = subprocess.Popen(
@@ -158,12 +159,16 @@ class ServerProcess:
         )
         return result.stdout.strip().splitlines()[-1]
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> float:
+        """Asks the server to shut down (SIGTERM); returns how long it took to exit."""
+        started = time.monotonic()
         self._process.terminate()
         try:
-            self._process.wait(15)
+            self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait()
+        return time.monotonic() - started
 
 
 @pytest.fixture(scope="session")

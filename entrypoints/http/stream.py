@@ -83,14 +83,14 @@ async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notif
     last_seen = Cursor.parse(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(comment="connected", retry_duration=2000)
+        yield ServerSentEventMessage(comment="connected", data=None, retry=2000)
         async for item in notifications(notifier, caller, last_seen):
             if isinstance(item, Notification):
                 yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
             elif item == RESYNC:
                 yield ServerSentEventMessage(event=RESYNC, data=json.dumps({"reason": "re-query your sessions"}))
             else:
-                yield ServerSentEventMessage(comment="keep-alive")
+                yield ServerSentEventMessage(comment="keep-alive", data=None)
 
     return ServerSentEvent(messages(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -102,10 +102,10 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any], state: State) -
     service = provide_service(state)
     token = socket.query_params.get("token") or ""
     caller = await anyio.to_thread.run_sync(service.tokens.scope_of, token) if token else None
+    await socket.accept()  # then close with a code a browser can read (a refused handshake is opaque)
     if caller is None:
         await socket.close(code=4401, reason="missing or unknown token")
         return
-    await socket.accept()
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
     try:
         async for item in notifications(service.notifier, caller, last_seen):
