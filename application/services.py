@@ -95,7 +95,7 @@ class SessionService:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if attempt > 1:
                 session = self.get_session(scope, session_id)
-            known = self._store.recorded_event_ids(session_id, [e.event_id for e in events])
+            known = self._store.recorded_event_ids(session_id, [e.event_id for e in events if e.id_from_client])
             fresh = [e for e in events if e.event_id not in known]
             if not fresh:
                 return EventsHandled(session, 0)

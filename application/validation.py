@@ -50,6 +50,7 @@ def parse_event(fields: RawFields, session_id: int) -> NewEvent:
     assert parsed_type is not None and sent_at is not None and data_json is not None
     return NewEvent(
         event_id=event_id or uuid4(),
+        id_from_client=event_id is not None,
         event_type=parsed_type,
         sent_at=sent_at,
         data_json=data_json,
@@ -78,7 +79,8 @@ def _decoded(fields: RawFields, name: str) -> object:
 
 
 def _present(fields: RawFields, name: str) -> bool:
-    return _decoded(fields, name) is not None
+    raw = fields.get(name)
+    return raw is not None and _text(raw).strip() != "null"
 
 
 def _required_string(fields: RawFields, name: str, errors: dict[str, list[str]]) -> str | None:

@@ -29,6 +29,8 @@ class NewEvent:
     sent_at: datetime
     data_json: str
     metadata_json: str | None = None
+    id_from_client: bool = False
+    """A client-chosen id may be a retry of one already recorded; a server-made one cannot."""
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,12 @@ class EventSourcedSessionStore:
         if not event_ids:
             return set()
         if self._db.dialect == "postgres":
+            # One index probe per id (LATERAL ... LIMIT 1): with `event_id = ANY(...)` the planner
+            # scans all of a long session's ids, so appends slowed down as sessions grew.
             rows = self._db.fetch_all(
-                "SELECT event_id FROM session_event_ids WHERE session_id = %s AND event_id = ANY(%s)",
-                (number, list(event_ids)),
+                "SELECT q.id AS event_id FROM unnest(%s::uuid[]) AS q(id) CROSS JOIN LATERAL"
+                " (SELECT 1 FROM session_event_ids e WHERE e.session_id = %s AND e.event_id = q.id LIMIT 1) AS hit",
+                (list(event_ids), number),
             )
             return {row["event_id"] for row in rows}
         found: set[UUID] = set()
