@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import time
+from dataclasses import asdict
 
+from adapters.readmodel.projection import ProjectionConflict
 from adapters.settings import InvalidDatabaseUrl, StoreSettings
 from application.errors import StoreUnavailable
 from application.scope import Scope
@@ -42,6 +46,74 @@ def _create_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild_projections(args: argparse.Namespace) -> int:
+    service = bootstrap(run_projection=False)
+    try:
+        projection = service.projection
+        head = projection.head()
+        started = time.monotonic()
+        projection.reset()
+        bar = ProgressBar(total=max(head, 1), enabled=sys.stdout.isatty() and not args.quiet)
+        while True:
+            try:
+                consumed = projection.process_batch()
+            except ProjectionConflict:  # a running service is projecting too: carry on from its position
+                continue
+            bar.show(projection.progress.position)
+            if not consumed and projection.progress.position >= head:
+                break
+            if not consumed:
+                time.sleep(0.05)
+        bar.finish()
+        elapsed = time.monotonic() - started
+        status = projection.status()
+        print(
+            f"rebuilt {status.name}: up to log position {status.position} in {elapsed:.1f} s; "
+            f"{status.behind} events behind the log now"
+        )
+    finally:
+        service.close()
+    return 0
+
+
+def _projection_status(args: argparse.Namespace) -> int:
+    service = bootstrap(run_projection=False)
+    try:
+        status = service.projection.status()
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps(asdict(status)))
+        return 0
+    print(f"{'projection':<16} {'position':>10} {'log head':>10} {'behind':>8}  updated")
+    print(f"{status.name:<16} {status.position:>10} {status.head:>10} {status.behind:>8}  {status.updated_at or '-'}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, *, enabled: bool, width: int = 40) -> None:
+        self.total, self.enabled, self.width = total, enabled, width
+        self.started = time.monotonic()
+
+    def show(self, done: int) -> None:
+        if not self.enabled:
+            return
+        fraction = min(done / self.total, 1.0)
+        filled = int(fraction * self.width)
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        sys.stdout.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:6.1%}  position {done}/{self.total}"
+            f"  {rate:,.0f}/s"
+        )
+        sys.stdout.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stdout.write("\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-events",
@@ -63,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account-id", type=int, required=True)
     create.add_argument("--user-id", type=int, required=True)
     create.set_defaults(run=_create_token)
+
+    projections = commands.add_parser("projections", help="inspect and rebuild read models")
+    projection_commands = projections.add_subparsers(dest="projections_command", required=True)
+    rebuild = projection_commands.add_parser("rebuild", help="rebuild the session_events read model from the event log")
+    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    rebuild.set_defaults(run=_rebuild_projections)
+    status = projection_commands.add_parser("status", help="each projection's position and lag behind the log")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_projection_status)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,15 @@ logger = logging.getLogger("session_events.projection")
 
 PROJECTION_NAME = "session_events"
 FEED_CHANNEL = "session_feed"
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+    behind: int
+    updated_at: str | None
 
 
 class ProjectionConflict(Exception):
@@ -134,10 +144,33 @@ class SessionEventsProjection:
             total += consumed
         return total
 
+    def behind(self) -> int:
+        """How many log events the projection has still to process."""
+        position = self.position()
+        table = self._log.recorder.events_table_name  # type: ignore[attr-defined]
+        column = "notification_id" if self._db.dialect == "postgres" else "rowid"
+        rows = self._db.fetch_all(f"SELECT count(*) AS behind FROM {table} WHERE {column} > %s", (position,))
+        return int(rows[0]["behind"])
+
+    def status(self) -> ProjectionStatus:
+        rows = self._db.fetch_all(
+            "SELECT position, updated_at FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,)
+        )
+        updated = rows[0]["updated_at"] if rows else None
+        return ProjectionStatus(
+            name=PROJECTION_NAME,
+            position=int(rows[0]["position"]) if rows else 0,
+            head=self.head(),
+            behind=self.behind(),
+            updated_at=str(updated) if updated is not None else None,
+        )
+
     def reset(self) -> None:
         """Empties the read model so that it is rebuilt from the start of the log."""
         with self._db.transaction(commit=True) as cursor:
-            cursor.execute("DELETE FROM session_events")
+            cursor.execute(
+                "TRUNCATE session_events" if self._db.dialect == "postgres" else "DELETE FROM session_events"
+            )
             cursor.execute(
                 self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
                 (self._now(), PROJECTION_NAME),
