@@ -74,7 +74,7 @@ def event_log_environment(settings: StoreSettings, *, create_tables: bool = True
             **common,
             "PERSISTENCE_MODULE": get_topic(SessionLogSQLiteFactory),
             "SQLITE_DBNAME": settings.sqlite_path,
-            "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_LOCK_TIMEOUT": "5",
         }
     return {
         **common,
@@ -88,7 +88,7 @@ def event_log_environment(settings: StoreSettings, *, create_tables: bool = True
         "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": str(settings.connect_timeout),
         "POSTGRES_PRE_PING": "y",
-        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "5",
     }
 
 

@@ -188,7 +188,10 @@ def _bad_parameter(_: Request[Any, Any, Any], error: ValidationException) -> Res
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
-    """Litestar's own errors (bad path or query parameter, body too large) keep their status."""
+    """Litestar's own errors (bad path or query parameter, body too large) keep their status;
+    its internal errors are reported like any unexpected one (a 503, never a 500)."""
+    if error.status_code >= 500:
+        return _unexpected(request, error)
     payload: dict[str, Any] = {"status_code": error.status_code, "detail": error.detail}
     if error.extra:
         payload["extra"] = error.extra

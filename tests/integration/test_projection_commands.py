@@ -34,4 +34,3 @@ def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
     assert status["name"] == "session_events" and status["behind"] == 0 and status["position"] == status["head"]
     assert cli.main(["projections", "status"]) == 0
     assert "session_events" in capsys.readouterr().out
-

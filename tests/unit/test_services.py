@@ -37,10 +37,10 @@ class FakeStore:
         return copy.deepcopy(self.sessions[number])
 
     def save(self, session: Session, announcement: Announcement | None = None) -> None:
-        self.announcements.append(announcement)
         if self.conflicts_to_raise:
             self.conflicts_to_raise -= 1
             raise ConcurrentUpdate("someone else saved first")
+        self.announcements.append(announcement)
         pending = session.collect_events()
         self.event_ids.setdefault(session.number, set()).update(
             e.event_id for e in pending if isinstance(e, Session.EventRecorded)
