@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
@@ -52,6 +53,26 @@ class Database:
         with self.transaction(commit=True) as cursor:
             for statement in statements:
                 cursor.execute(statement)
+
+    def now(self) -> Any:
+        """The current time as this dialect stores it (SQLite keeps ISO 8601 text)."""
+        moment = datetime.now(UTC)
+        return moment if self.dialect == "postgres" else moment.isoformat()
+
+    def ensure_tracking_row(self, name: str) -> None:
+        """A `projection_tracking` row for `name`, starting at position 0 if new."""
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(
+                self.sql(
+                    "INSERT INTO projection_tracking (name, position, updated_at) VALUES (%s, 0, %s)"
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                (name, self.now()),
+            )
+
+    def tracked_position(self, name: str) -> int:
+        rows = self.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (name,))
+        return int(rows[0]["position"]) if rows else 0
 
     def fetch_all(self, statement: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         with self.transaction(commit=False) as cursor:

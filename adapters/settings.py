@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
+
+import psycopg
 
 DEFAULT_SQLITE_FILE = "session-events.db"
 
@@ -57,6 +59,20 @@ class StoreSettings:
                 password=unquote(parts.password or ""),
             )
         raise InvalidDatabaseUrl(f"{url!r}: DATABASE_URL must start with sqlite:// or postgresql://")
+
+    def dedicated_connection(self, application_name: str) -> Any:
+        """A PostgreSQL connection outside the pool, for sessions that must live on their own
+        (LISTEN, advisory locks); autocommit, named so operators can see it in pg_stat_activity."""
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            autocommit=True,
+            connect_timeout=self.connect_timeout,
+            application_name=application_name,
+        )
 
     def describe(self) -> str:
         if self.kind == "sqlite":

@@ -64,17 +64,7 @@ class PostgresWakeups:
             self._backoff = min(self._backoff * 2, 2.0)
 
     def _connect(self) -> None:
-        s = self._settings
-        self._conn = psycopg.connect(
-            host=s.host,
-            port=s.port,
-            dbname=s.dbname,
-            user=s.user,
-            password=s.password,
-            autocommit=True,
-            connect_timeout=s.connect_timeout,
-            application_name="session-events listener",
-        )
+        self._conn = self._settings.dedicated_connection("session-events listener")
         self._conn.execute(f"LISTEN {FEED_CHANNEL}")
         self.reconnections += 1
 

@@ -26,18 +26,10 @@ class NotificationFeed:
         self._db = database
 
     def create_tables(self) -> None:
-        with self._db.transaction(commit=True) as cursor:
-            cursor.execute(
-                self._db.sql(
-                    "INSERT INTO projection_tracking (name, position, updated_at) VALUES (%s, 0, %s)"
-                    " ON CONFLICT (name) DO NOTHING"
-                ),
-                (PRUNED_HORIZON, self._now()),
-            )
+        self._db.ensure_tracking_row(PRUNED_HORIZON)
 
     def readable_position(self) -> int:
-        rows = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,))
-        return int(rows[0]["position"]) if rows else 0
+        return self._db.tracked_position(PROJECTION_NAME)
 
     def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
         """Ready notifications of every scope after `after`, in feed order."""
@@ -49,8 +41,7 @@ class NotificationFeed:
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
-        horizon = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PRUNED_HORIZON,))
-        if horizon and after.position < int(horizon[0]["position"]):
+        if after.position < self._db.tracked_position(PRUNED_HORIZON):
             return None
         rows = self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM session_feed WHERE account_id = %s AND user_id = %s AND position >= %s"
@@ -77,13 +68,9 @@ class NotificationFeed:
                 self._db.sql(
                     "UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s AND position < %s"
                 ),
-                (horizon, self._now(), PRUNED_HORIZON, horizon),
+                (horizon, self._db.now(), PRUNED_HORIZON, horizon),
             )
             return int(horizon)
-
-    def _now(self) -> Any:
-        now = datetime.now(UTC)
-        return now if self._db.dialect == "postgres" else now.isoformat()
 
 
 def _notification(row: Any) -> Notification:

@@ -88,18 +88,10 @@ class SessionEventsProjection:
 
     def create_tables(self) -> None:
         self._db.execute_script(POSTGRES_DDL if self._db.dialect == "postgres" else SQLITE_DDL)
-        with self._db.transaction(commit=True) as cursor:
-            cursor.execute(
-                self._db.sql(
-                    "INSERT INTO projection_tracking (name, position, updated_at) VALUES (%s, 0, %s)"
-                    " ON CONFLICT (name) DO NOTHING"
-                ),
-                (PROJECTION_NAME, self._now()),
-            )
+        self._db.ensure_tracking_row(PROJECTION_NAME)
 
     def position(self) -> int:
-        rows = self._db.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,))
-        position = int(rows[0]["position"]) if rows else 0
+        position = self._db.tracked_position(PROJECTION_NAME)
         self.progress.advanced_to(position)
         return position
 
@@ -128,7 +120,7 @@ class SessionEventsProjection:
         with self._db.transaction(commit=True) as cursor:
             if rows:
                 cursor.executemany(self._insert, rows)
-            cursor.execute(self._advance, (end, self._now(), PROJECTION_NAME, start))
+            cursor.execute(self._advance, (end, self._db.now(), PROJECTION_NAME, start))
             if not cursor.fetchall():
                 raise ProjectionConflict(f"position moved from {start} by another projector")
             if self._db.dialect == "postgres":
@@ -173,7 +165,7 @@ class SessionEventsProjection:
             )
             cursor.execute(
                 self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
-                (self._now(), PROJECTION_NAME),
+                (self._db.now(), PROJECTION_NAME),
             )
         self.progress.rewind()
 
@@ -216,7 +208,3 @@ class SessionEventsProjection:
                 ids,
             )
             self._numbers.update({UUID(row["session_uuid"]): int(row["number"]) for row in rows})
-
-    def _now(self) -> Any:
-        now = datetime.now(UTC)
-        return now if self._db.dialect == "postgres" else now.isoformat()

@@ -41,17 +41,7 @@ class PostgresLeadership:
 
     def acquire(self) -> bool:
         if self._conn is None or self._conn.closed:
-            s = self._settings
-            self._conn = psycopg.connect(
-                host=s.host,
-                port=s.port,
-                dbname=s.dbname,
-                user=s.user,
-                password=s.password,
-                autocommit=True,
-                connect_timeout=s.connect_timeout,
-                application_name="session-events projection",
-            )
+            self._conn = self._settings.dedicated_connection("session-events projection")
         locked = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,)).fetchone()
         if locked and locked[0]:
             self._conn.execute(f'LISTEN "{self._channel}"')
