@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from adapters.settings import InvalidDatabaseUrl, StoreSettings
 from application.errors import StoreUnavailable
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
+from entrypoints.http.app import SCHEMA_READY
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = StoreSettings.from_environment()
     # Create the schema once, before any worker starts, so workers never race on DDL.
     bootstrap(settings, run_projection=False).close()
+    os.environ[SCHEMA_READY] = "1"
     print(f"session-events: serving {settings.describe()} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(
         "entrypoints.http.app:create_app",

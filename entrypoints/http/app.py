@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -38,6 +39,8 @@ from entrypoints.http.stream import notifications_socket, provide_notifier, stre
 logger = logging.getLogger("session_events.http")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+SCHEMA_READY = "SESSION_EVENTS_SCHEMA_READY"
+"""Set by `serve` once it has created the schema, so that worker processes never race on DDL."""
 RETRY_AFTER_SECONDS = "2"
 
 
@@ -228,7 +231,9 @@ def create_app(service: Service | None = None) -> Litestar:
     when the app starts, and closed when it stops."""
 
     def start(app: Litestar) -> None:
-        app.state.service = service if service is not None else bootstrap()
+        app.state.service = (
+            service if service is not None else bootstrap(create_tables=os.environ.get(SCHEMA_READY) != "1")
+        )
         _close_streams_on_signal(app.state.service)
 
     def stop(app: Litestar) -> None:
