@@ -96,6 +96,10 @@ class Notifier(Protocol):
     def subscribe(self, scope: Scope) -> Subscription: ...
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
-        """Readable notifications for the scope after `after`, oldest first; None if some were
-        already pruned (the client must re-query instead)."""
+        """Readable notifications for the scope after `after`, oldest first; None if they cannot
+        be told (already pruned, or `after` is not a position of this log): re-query instead."""
+        ...
+
+    def current(self) -> Cursor:
+        """Where the feed stands now: after every notification that is ready."""
         ...

@@ -100,7 +100,7 @@ def free_port() -> int:
 class ServerProcess:
     """`session-events serve` in a subprocess: HTTP tests talk to a real server."""
 
-    def __init__(self, database_url: str, workdir: Path, workers: int = 1) -> None:
+    def __init__(self, database_url: str, workdir: Path, workers: int = 1, log_level: str = "warning") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Keep-alives every second, so stream readers notice a closed stream promptly.
@@ -118,7 +118,7 @@ class ServerProcess:
                 "--workers",
                 str(workers),
                 "--log-level",
-                "warning",
+                log_level,
             ],
             cwd=workdir,
             env=self.env,

@@ -114,12 +114,17 @@ class FeedNotifier:
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
         return self._feed.replay(scope, after, limit)
 
+    def current(self) -> Cursor:
+        return Cursor(self._feed.readable_position())
+
     def _run(self) -> None:
         last_prune = time.monotonic()
         while not self._stopping.is_set():
             try:
                 if self._cursor is None:
-                    self._cursor = Cursor(self._feed.readable_position())
+                    # Start after everything already in the feed: what exists was announced by
+                    # another process, or by this one before a restart (or a rebuild is under way).
+                    self._cursor = Cursor(max(self._feed.readable_position(), self._feed.newest_position()))
                 ready = self._feed.ready_after(self._cursor)
                 if ready:
                     self.hub.publish(ready)

@@ -31,6 +31,10 @@ class NotificationFeed:
     def readable_position(self) -> int:
         return self._db.tracked_position(PROJECTION_NAME)
 
+    def newest_position(self) -> int:
+        rows = self._db.fetch_all("SELECT max(position) AS newest FROM session_feed")
+        return int(rows[0]["newest"] or 0)
+
     def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
         """Ready notifications of every scope after `after`, in feed order."""
         rows = self._db.fetch_all(
@@ -41,8 +45,8 @@ class NotificationFeed:
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
-        if after.position < self._db.tracked_position(PRUNED_HORIZON):
-            return None
+        if after.position < self._db.tracked_position(PRUNED_HORIZON) or after.position > self.readable_position():
+            return None  # pruned since, or from another log (a database replaced or reset)
         rows = self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM session_feed WHERE account_id = %s AND user_id = %s AND position >= %s"
             f" AND position <= {_READABLE} ORDER BY position, kind LIMIT %s",

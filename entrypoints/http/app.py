@@ -25,6 +25,7 @@ from application.validation import INVALID, RawFields
 from entrypoints.bootstrap import Service, bootstrap
 from entrypoints.http import bodies
 from entrypoints.http.auth import Unauthenticated, provide_scope, provide_service
+from entrypoints.http.log_redaction import redact_tokens_in_server_logs
 from entrypoints.http.schemas import (
     BatchRecorded,
     EventsEnvelope,
@@ -235,6 +236,7 @@ def create_app(service: Service | None = None) -> Litestar:
             service if service is not None else bootstrap(create_tables=os.environ.get(SCHEMA_READY) != "1")
         )
         _close_streams_on_signal(app.state.service)
+        redact_tokens_in_server_logs()
 
     def stop(app: Litestar) -> None:
         if service is None and getattr(app.state, "service", None) is not None:

@@ -31,26 +31,48 @@ from entrypoints.http.auth import provide_service
 KEEPALIVE_SECONDS = float(os.environ.get("SESSION_EVENTS_KEEPALIVE_SECONDS", "15"))
 REPLAY_LIMIT = 1000
 RESYNC = "resync"
+RESYNC_REASON = {"reason": "notifications were missed; re-query your sessions"}
 
 
 def provide_notifier(state: State) -> Notifier:
     return provide_service(state).notifier
 
 
-async def notifications(
-    notifier: Notifier, caller: Scope, last_seen: Cursor | None
-) -> AsyncIterator[Notification | str]:
-    """The caller's notifications: first what it missed since `last_seen`, then live ones.
-    Yields `RESYNC` when it must re-query and "" when it is time for a keep-alive; ends when the
-    service shuts down."""
+class Connected:
+    """Subscribed: from now on nothing for the caller is missed."""
+
+
+class KeepAlive:
+    pass
+
+
+class Resync:
+    """The caller missed notifications that cannot be re-sent: it should re-query. `cursor` is
+    where the feed stands, so a later resume does not ask for the same resync again."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.cursor.position}.{self.cursor.rank}"
+
+
+StreamItem = Connected | Notification | Resync | KeepAlive
+
+
+async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | None) -> AsyncIterator[StreamItem]:
+    """The caller's notifications: first what it missed since `last_seen`, then live ones; ends
+    when the service shuts down."""
     subscription = notifier.subscribe(caller)  # before the replay, so nothing falls in between
     try:
+        yield Connected()
         sent = last_seen
         if last_seen is not None:
-            backlog = await anyio.to_thread.run_sync(notifier.replay, caller, last_seen, REPLAY_LIMIT)
-            if backlog is None or len(backlog) >= REPLAY_LIMIT:
-                yield RESYNC
-                sent = None
+            backlog = await anyio.to_thread.run_sync(notifier.replay, caller, last_seen, REPLAY_LIMIT + 1)
+            if backlog is None or len(backlog) > REPLAY_LIMIT:
+                sent = await anyio.to_thread.run_sync(notifier.current)
+                yield Resync(sent)
             else:
                 for notification in backlog:
                     yield notification
@@ -59,12 +81,13 @@ async def notifications(
             try:
                 notification = await subscription.next(timeout=KEEPALIVE_SECONDS)
             except SubscriptionLagged:
-                yield RESYNC
+                sent = await anyio.to_thread.run_sync(notifier.current)
+                yield Resync(sent)
                 continue
             except SubscriptionClosed:
                 return
             if notification is None:
-                yield ""  # keep-alive
+                yield KeepAlive()
             elif sent is None or notification.cursor > sent:
                 yield notification
                 sent = notification.cursor
@@ -83,12 +106,13 @@ async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notif
     last_seen = Cursor.parse(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(comment="connected", data=None, retry=2000)
         async for item in notifications(notifier, caller, last_seen):
             if isinstance(item, Notification):
                 yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
-            elif item == RESYNC:
-                yield ServerSentEventMessage(event=RESYNC, data=json.dumps({"reason": "re-query your sessions"}))
+            elif isinstance(item, Resync):
+                yield ServerSentEventMessage(event=RESYNC, id=item.event_id, data=json.dumps(RESYNC_REASON))
+            elif isinstance(item, Connected):
+                yield ServerSentEventMessage(comment="connected", data=None, retry=2000)
             else:
                 yield ServerSentEventMessage(comment="keep-alive", data=None)
 
@@ -111,9 +135,9 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any], state: State) -
         async for item in notifications(service.notifier, caller, last_seen):
             if isinstance(item, Notification):
                 await socket.send_json({"event": item.kind, "id": item.event_id, "data": dict(item.payload)})
-            elif item == RESYNC:
-                await socket.send_json({"event": RESYNC, "data": {"reason": "re-query your sessions"}})
-            else:
+            elif isinstance(item, Resync):
+                await socket.send_json({"event": RESYNC, "id": item.event_id, "data": RESYNC_REASON})
+            elif isinstance(item, KeepAlive):
                 await socket.send_json({"event": "keep-alive"})
         await socket.close(code=1001, reason="service shutting down")
     except WebSocketDisconnect:

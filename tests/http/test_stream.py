@@ -216,3 +216,44 @@ def test_listener_connection_killed_notifications_resume_and_none_are_lost(tmp_p
             reader.close()
         finally:
             server.stop()
+
+
+def test_a_resume_id_from_another_log_gets_a_resync_then_live_notifications(
+    server: ServerProcess, scope: Scope
+) -> None:
+    token = server.token(scope)
+    reader = StreamReader(server.base_url, token, last_event_id="999999999")
+    try:
+        [resync] = reader.wait_for(lambda ms: len(ms) == 1)
+        assert resync.event == "resync" and resync.id
+        with api(server, token) as client:
+            sid = client.post("/api/sessions", json={}).json()["data"]["id"]
+            client.post(f"/api/sessions/{sid}/events", json=EVENT)
+        messages = reader.wait_for(lambda ms: len(ms) == 2)
+        assert messages[1].data == {"session_id": sid, "event_count": 1}
+    finally:
+        reader.close()
+    again = StreamReader(server.base_url, token, last_event_id=resync.id)  # resuming from a resync: no new resync
+    try:
+        assert [m.data["event_count"] for m in again.wait_for(lambda ms: len(ms) >= 1)] == [1]
+    finally:
+        again.close()
+
+
+def test_websocket_tokens_never_reach_the_server_log(database_url: str, tmp_path: Path) -> None:
+    server = ServerProcess(database_url, tmp_path, log_level="info")  # logs every connection
+    try:
+        token = server.token(Scope(61, 62))
+
+        async def connect() -> None:
+            url = server.base_url.replace("http", "ws") + f"/api/ws?token={token}"
+            async with websockets.connect(url):
+                pass
+
+        asyncio.run(connect())
+        time.sleep(0.3)
+        log = server.log.read_text()
+        assert "WebSocket /api/ws?token=[redacted]" in log
+        assert token not in log
+    finally:
+        server.stop()
