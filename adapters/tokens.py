@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import UTC, datetime
 
 from adapters.database import Database
@@ -24,8 +25,15 @@ def _hash(token: str) -> str:
 
 
 class HashedTokenStore:
+    """Known tokens are remembered for `CACHE_SECONDS`, sparing a database read per request
+    (tokens cannot be revoked yet; a revocation command would clear this cache)."""
+
+    CACHE_SECONDS = 60.0
+    CACHE_SIZE = 10_000
+
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._known: dict[str, tuple[Scope, float]] = {}
 
     def create_tables(self) -> None:
         self._db.execute_script([_DDL[self._db.dialect]])
@@ -48,7 +56,15 @@ class HashedTokenStore:
         return token
 
     def scope_of(self, token: str) -> Scope | None:
-        rows = self._db.fetch_all("SELECT account_id, user_id FROM api_tokens WHERE token_hash = %s", (_hash(token),))
+        token_hash = _hash(token)
+        remembered = self._known.get(token_hash)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
+        rows = self._db.fetch_all("SELECT account_id, user_id FROM api_tokens WHERE token_hash = %s", (token_hash,))
         if not rows:
             return None
-        return Scope(account_id=int(rows[0]["account_id"]), user_id=int(rows[0]["user_id"]))
+        scope = Scope(account_id=int(rows[0]["account_id"]), user_id=int(rows[0]["user_id"]))
+        if len(self._known) >= self.CACHE_SIZE:
+            self._known.clear()
+        self._known[token_hash] = (scope, time.monotonic() + self.CACHE_SECONDS)
+        return scope
