@@ -7,8 +7,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import ServerProcess
+from tests.integration.test_persistence import json_objects, kinds
 
 
 def event(**overrides: object) -> dict[str, object]:
@@ -241,3 +243,15 @@ def test_read_your_writes_under_concurrent_writers(client: httpx.Client) -> None
 def test_openapi_docs_are_served(server: ServerProcess) -> None:
     schema = httpx.get(f"{server.base_url}/docs/openapi.json").json()
     assert "/api/sessions/{session_id}/events/batch" in schema["paths"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=json_objects)
+def test_any_json_object_comes_back_over_http_exactly_as_sent(client: httpx.Client, data: dict) -> None:
+    sid = new_session(client)["id"]
+    text = json.dumps(data, ensure_ascii=False)
+    body = f'{{"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {text}}}'.encode()
+    assert client.post(f"/api/sessions/{sid}/events", content=body).status_code == 200
+    response = client.get(f"/api/sessions/{sid}/events")
+    assert f'"data":{text}' in response.text
+    assert kinds(response.json()["data"][0]["data"]) == kinds(data)
