@@ -41,12 +41,10 @@ class SessionStore(Protocol):
 class EventViews(Protocol):
     """The `session_events` read model, kept by a projection of the session log."""
 
-    def catch_up(self) -> None:
-        """Returns once every event committed before the call can be read (read your writes);
-        raises `StoreUnavailable` if that cannot happen promptly."""
+    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
+        """Includes every event committed before the call (read your writes, for any client);
+        raises `StoreUnavailable` if the read model cannot catch up promptly."""
         ...
-
-    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]: ...
 
 
 class TokenStore(Protocol):

@@ -14,7 +14,7 @@ from application.notifications import Announcement
 from application.ports import EventViews, SessionStore
 from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
-from application.validation import RawFields, parse_event, parse_events
+from application.validation import RawFields, SessionFields, parse_event, parse_events
 from domain.session import NewEvent, Session
 
 logger = logging.getLogger("session_events.sessions")
@@ -30,14 +30,6 @@ class EventsHandled:
 
     session: Session
     new_event_count: int
-
-
-@dataclass(frozen=True)
-class SessionFields:
-    type: str | None = None
-    agent: str | None = None
-    environment: str | None = None
-    state_json: str | None = None
 
 
 class SessionService:
@@ -82,7 +74,6 @@ class SessionService:
 
     def get_events(self, scope: Scope, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
         self.get_session(scope, session_id)
-        self._views.catch_up()
         return self._views.events(session_id, query)
 
     def _record(self, scope: Scope, session_id: int, parse: Callable[[], list[NewEvent]]) -> EventsHandled:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -73,9 +74,18 @@ def _text(raw: str | bytes) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+_UNDECODABLE = object()
+"""A value Python's JSON reader refuses (an integer of thousands of digits, deep nesting)."""
+
+
 def _decoded(fields: RawFields, name: str) -> object:
     raw = fields.get(name)
-    return None if raw is None else json.loads(raw)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return _UNDECODABLE
 
 
 def _present(fields: RawFields, name: str) -> bool:
@@ -128,15 +138,15 @@ def _object_text(fields: RawFields, name: str, errors: dict[str, list[str]], *, 
     return text
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _event_id(fields: RawFields, errors: dict[str, list[str]]) -> UUID | None:
     value = _decoded(fields, "id")
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return UUID(value)
     errors["id"] = [INVALID]
     return None
 
@@ -145,7 +155,39 @@ def _check_session_id(fields: RawFields, session_id: int, errors: dict[str, list
     value = _decoded(fields, "session_id")
     if value is None:
         return
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or value != session_id:
+    if type(value) is not int or value != session_id:
         errors["session_id"] = [INVALID]
+
+
+MAX_LABEL_LENGTH = 1000
+MAX_STATE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SessionFields:
+    """What a client may say about a session it creates; `state_json` is its JSON text, unchanged."""
+
+    type: str | None = None
+    agent: str | None = None
+    environment: str | None = None
+    state_json: str | None = None
+
+
+def parse_session_fields(fields: RawFields) -> SessionFields:
+    errors: dict[str, list[str]] = {}
+    labels: dict[str, str | None] = {}
+    for name in ("type", "agent", "environment"):
+        value = _decoded(fields, name)
+        if value is not None and not isinstance(value, str):
+            errors[name] = [INVALID]
+        elif isinstance(value, str) and len(value) > MAX_LABEL_LENGTH:
+            errors[name] = [f"should be at most {MAX_LABEL_LENGTH} characters"]
+        labels[name] = value if isinstance(value, str) else None
+    state_json = _object_text(fields, "state", errors, required=False)
+    if state_json is not None and len(state_json) > MAX_STATE_BYTES:
+        errors["state"] = [f"should be at most {MAX_STATE_BYTES} bytes"]
+    if errors:
+        raise EventRejected(errors)
+    return SessionFields(labels["type"], labels["agent"], labels["environment"], state_json)

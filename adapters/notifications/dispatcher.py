@@ -122,9 +122,9 @@ class FeedNotifier:
         while not self._stopping.is_set():
             try:
                 if self._cursor is None:
-                    # Start after everything already in the feed: what exists was announced by
-                    # another process, or by this one before a restart (or a rebuild is under way).
-                    self._cursor = Cursor(max(self._feed.readable_position(), self._feed.newest_position()))
+                    # From what is readable now; but never from before a rebuild's starting point:
+                    # those notifications were sent when first readable, and must not be again.
+                    self._cursor = Cursor(max(self._feed.readable_position(), self._feed.rebuilt_from()))
                 ready = self._feed.ready_after(self._cursor)
                 if ready:
                     self.hub.publish(ready)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.database import Database
-from adapters.readmodel.projection import PROJECTION_NAME
+from adapters.readmodel.projection import PROJECTION_NAME, REBUILT_FROM
 from application.notifications import Cursor, Notification
 from application.scope import Scope
 
@@ -31,9 +31,8 @@ class NotificationFeed:
     def readable_position(self) -> int:
         return self._db.tracked_position(PROJECTION_NAME)
 
-    def newest_position(self) -> int:
-        rows = self._db.fetch_all("SELECT max(position) AS newest FROM session_feed")
-        return int(rows[0]["newest"] or 0)
+    def rebuilt_from(self) -> int:
+        return self._db.tracked_position(REBUILT_FROM)
 
     def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
         """Ready notifications of every scope after `after`, in feed order."""

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 from adapters.database import Database, store_errors
 from adapters.eventstore.log import SessionLog
 from adapters.readmodel.tables import POSTGRES_DDL, SQLITE_DDL
@@ -24,6 +26,8 @@ from domain.session import Session
 logger = logging.getLogger("session_events.projection")
 
 PROJECTION_NAME = "session_events"
+REBUILT_FROM = "session_events_rebuilt_from"
+"""A `projection_tracking` row: the log head when the read model was last reset for a rebuild."""
 FEED_CHANNEL = "session_feed"
 
 
@@ -117,15 +121,20 @@ class SessionEventsProjection:
                 self._numbers[domain_event.originator_id] = domain_event.number  # type: ignore[attr-defined]
         rows = self._rows(recorded)
         end = notifications[-1].id
-        with self._db.transaction(commit=True) as cursor:
-            if rows:
-                cursor.executemany(self._insert, rows)
-            cursor.execute(self._advance, (end, self._db.now(), PROJECTION_NAME, start))
-            if not cursor.fetchall():
-                raise ProjectionConflict(f"position moved from {start} by another projector")
-            if self._db.dialect == "postgres":
-                # Delivered on commit: tells every process's notifier that more is readable.
-                cursor.execute("SELECT pg_notify(%s, %s)", (FEED_CHANNEL, str(end)))
+        try:
+            with self._db.transaction(commit=True) as cursor:
+                # Move the position first: a rival projector blocks on this row until we commit,
+                # then finds the position moved and gives up, before writing any row.
+                cursor.execute(self._advance, (end, self._db.now(), PROJECTION_NAME, start))
+                if not cursor.fetchall():
+                    raise ProjectionConflict(f"position moved from {start} by another projector")
+                if rows:
+                    cursor.executemany(self._insert, rows)
+                if self._db.dialect == "postgres":
+                    # Delivered on commit: tells every process's notifier that more is readable.
+                    cursor.execute("SELECT pg_notify(%s, %s)", (FEED_CHANNEL, str(end)))
+        except IntegrityError as error:  # a rival wrote these rows first (e.g. a rebuild beside the service)
+            raise ProjectionConflict(str(error)) from error
         self.progress.advanced_to(end)
         return len(notifications)
 
@@ -158,11 +167,16 @@ class SessionEventsProjection:
         )
 
     def reset(self) -> None:
-        """Empties the read model so that it is rebuilt from the start of the log."""
+        """Empties the read model so that it is rebuilt from the start of the log. Remembers
+        where the log stood: notifications up to there were sent before, and are not sent again."""
+        head = self.head()
+        self._db.ensure_tracking_row(REBUILT_FROM)
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
-                "TRUNCATE session_events" if self._db.dialect == "postgres" else "DELETE FROM session_events"
+                self._db.sql("UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s"),
+                (head, self._db.now(), REBUILT_FROM),
             )
+            cursor.execute("DELETE FROM session_events")  # not TRUNCATE: readers keep their snapshot
             cursor.execute(
                 self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
                 (self._db.now(), PROJECTION_NAME),

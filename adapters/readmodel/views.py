@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from adapters.database import Database, store_errors
-from adapters.readmodel.projection import SessionEventsProjection, from_sqlite_time
+from adapters.readmodel.projection import PROJECTION_NAME, SessionEventsProjection, from_sqlite_time
 from application.errors import StoreUnavailable
 from application.queries import EventQuery, Order, RecordedEvent
 
@@ -19,20 +20,23 @@ class ReadModelEventViews:
         self._projection = projection
         self._db = database
 
-    def catch_up(self) -> None:
-        """Waits for the projection to pass the log's head as it was when the call began: every
-        event committed before then is readable on return (read your writes, for any client)."""
+    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
+        """Every event committed before the call is included (read your writes, for any client):
+        the read waits for the projection to pass the log's head as it was when the call began,
+        and checks that position in the same snapshot as it reads the rows, so that a rebuild
+        emptying the table in between cannot show a partial answer."""
         with store_errors():
             head = self._projection.head()
-            if self._projection.progress.position >= head:
-                return
             deadline = time.monotonic() + CATCH_UP_TIMEOUT
-            while self._projection.position() < head:
+            while True:
+                rows = self._rows_if_projected_to(head, session_id, query)
+                if rows is not None:
+                    return [self._event(row) for row in rows]
                 if time.monotonic() > deadline:
                     raise StoreUnavailable("the read model is behind the event log; retry shortly")
                 self._projection.progress.wait(0.01)
 
-    def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
+    def _rows_if_projected_to(self, head: int, session_id: int, query: EventQuery) -> list[Any] | None:
         postgres = self._db.dialect == "postgres"
         direction = "DESC" if query.order is Order.DESC else "ASC"
         statement = (
@@ -46,17 +50,25 @@ class ReadModelEventViews:
             params.append(query.event_type.value)
         statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"
         params += [query.limit, query.offset]
-        rows = self._db.fetch_all(statement, params)
-        return [
-            RecordedEvent(
-                event_id=row["id"] if postgres else UUID(row["id"]),
-                session_id=int(row["session_id"]),
-                sequence=int(row["sequence"]),
-                event_type=row["event_type"],
-                sent_at=row["sent_at"] if postgres else from_sqlite_time(row["sent_at"]),
-                received_at=row["received_at"] if postgres else from_sqlite_time(row["received_at"]),
-                data_json=row["data"],
-                metadata_json=row["metadata"],
-            )
-            for row in rows
-        ]
+        with self._db.transaction(commit=False) as cursor:
+            if postgres:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute(self._db.sql("SELECT position FROM projection_tracking WHERE name = %s"), (PROJECTION_NAME,))
+            tracked = cursor.fetchone()
+            if tracked is None or int(tracked["position"]) < head:
+                return None
+            cursor.execute(self._db.sql(statement), params)
+            return list(cursor.fetchall())
+
+    def _event(self, row: Any) -> RecordedEvent:
+        postgres = self._db.dialect == "postgres"
+        return RecordedEvent(
+            event_id=row["id"] if postgres else UUID(row["id"]),
+            session_id=int(row["session_id"]),
+            sequence=int(row["sequence"]),
+            event_type=row["event_type"],
+            sent_at=row["sent_at"] if postgres else from_sqlite_time(row["sent_at"]),
+            received_at=row["received_at"] if postgres else from_sqlite_time(row["received_at"]),
+            data_json=row["data"],
+            metadata_json=row["metadata"],
+        )

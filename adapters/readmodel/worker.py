@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from adapters.readmodel.projection import SessionEventsProjection
+from adapters.readmodel.projection import ProjectionConflict, SessionEventsProjection
 from adapters.settings import StoreSettings
 
 logger = logging.getLogger("session_events.projection")
@@ -113,7 +113,10 @@ class ProjectionWorker:
                     continue
                 self.is_leader = True
                 while not self._stopping.is_set():
-                    consumed = self._projection.process_batch()
+                    try:
+                        consumed = self._projection.process_batch()
+                    except ProjectionConflict:  # another projector (a rebuild) moved first: go on from there
+                        continue
                     if consumed < self._projection.batch_size:
                         self._leadership.wait_for_news(timeout=1.0)
             except Exception:

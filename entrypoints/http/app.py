@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -20,8 +19,8 @@ from litestar.params import Parameter
 from application.errors import EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
 from application.queries import MAX_OFFSET, EventQuery, Page
 from application.scope import Scope
-from application.services import SessionFields, SessionService
-from application.validation import INVALID, RawFields
+from application.services import SessionService
+from application.validation import parse_session_fields
 from entrypoints.bootstrap import Service, bootstrap
 from entrypoints.http import bodies
 from entrypoints.http.auth import Unauthenticated, provide_scope, provide_service
@@ -62,7 +61,7 @@ def provide_sessions(state: State) -> SessionService:
 def create_session(raw_body: bytes, caller: Scope, sessions: SessionService) -> Response[SessionEnvelope]:
     """Body `{}` or any of `type`, `agent`, `environment` (strings) and `state` (object)."""
     fields = bodies.json_object(raw_body)
-    session = sessions.create_session(caller, _session_fields(fields))
+    session = sessions.create_session(caller, parse_session_fields(fields))
     return _json({"data": session_wire(session)}, status_code=201)
 
 
@@ -123,26 +122,6 @@ def health(state: State) -> Response[dict[str, str]]:
     service = provide_service(state)
     service.projection.head()  # raises StoreUnavailable (503) if the store cannot be reached
     return _json({"status": "ok", "store": service.settings.kind})
-
-
-def _session_fields(fields: RawFields) -> SessionFields:
-    errors: dict[str, list[str]] = {}
-    values: dict[str, str | None] = {}
-    for name in ("type", "agent", "environment"):
-        raw = fields.get(name)
-        value = None if raw is None else json.loads(raw)
-        if value is not None and not isinstance(value, str):
-            errors[name] = [INVALID]
-        values[name] = value
-    state = fields.get("state")
-    state_text = None if state is None else (state.decode() if isinstance(state, bytes) else state).strip()
-    if state_text == "null":
-        state_text = None
-    if state_text is not None and not state_text.startswith("{"):
-        errors["state"] = [INVALID]
-    if errors:
-        raise EventRejected(errors)
-    return SessionFields(values["type"], values["agent"], values["environment"], state_text)
 
 
 def _not_found(_: Request[Any, Any, Any], __: SessionNotFound) -> Response[Any]:

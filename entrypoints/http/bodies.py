@@ -26,9 +26,15 @@ def json_object(body: bytes) -> RawFields:
     if not body.strip():
         return {}
     try:
+        body.decode("utf-8")  # msgspec keeps raw fields undecoded: check the text once, here
+    except UnicodeDecodeError as error:
+        raise MalformedBody(f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
+    try:
         return _fields(_object.decode(body))
     except msgspec.DecodeError as error:
         raise MalformedBody(_describe(error)) from None
+    except RecursionError:
+        raise MalformedBody("the body is nested too deeply") from None
 
 
 def event_batch(body: bytes) -> list[RawFields]:
@@ -38,7 +44,7 @@ def event_batch(body: bytes) -> list[RawFields]:
         raise EventRejected({"events": ["can't be blank"]})
     try:
         items = _array.decode(raw_events)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise EventRejected({"events": [INVALID]}) from None
     if not 1 <= len(items) <= MAX_BATCH:
         raise EventRejected({"events": [f"must hold between 1 and {MAX_BATCH} events"]})
@@ -46,7 +52,7 @@ def event_batch(body: bytes) -> list[RawFields]:
     for index, item in enumerate(items):
         try:
             batch.append(_fields(_object.decode(item)))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise EventRejected({"event": ["must be a JSON object"]}, index=index) from None
     return batch
 

@@ -206,3 +206,14 @@ def test_any_json_object_round_trips_exactly(service: Service, scope: Scope, dat
     [stored] = all_events(service, scope, number)
     assert stored.data_json == text and stored.metadata_json == text
     assert kinds(json.loads(stored.data_json)) == kinds(data)
+
+
+def test_large_but_legal_writes_go_through(service: Service, scope: Scope) -> None:
+    """A 9 MB batch and a 6 MB event (psycopg's pipeline mode once wedged on such sizes)."""
+    number = service.sessions.create_session(scope).number
+    blob = json.dumps({"blob": "x" * 9000}).encode()
+    batch = [{**event(), "data": blob} for _ in range(1000)]
+    assert service.sessions.handle_events(scope, number, batch).new_event_count == 1000
+    big = {**event(), "data": json.dumps({"blob": "y" * 6_000_000}).encode()}
+    assert service.sessions.handle_event(scope, number, big).session.event_count == 1001
+    assert len(service.sessions.get_events(scope, number, EventQuery(limit=1000))) == 1000

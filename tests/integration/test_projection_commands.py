@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
+from adapters.readmodel.projection import ProjectionConflict
+from adapters.settings import StoreSettings
+from application.errors import StoreUnavailable
 from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints import cli
-from entrypoints.bootstrap import Service
+from entrypoints.bootstrap import Service, bootstrap
 
 
 def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
@@ -34,3 +38,43 @@ def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
     assert status["name"] == "session_events" and status["behind"] == 0 and status["position"] == status["head"]
     assert cli.main(["projections", "status"]) == 0
     assert "session_events" in capsys.readouterr().out
+
+
+def test_reads_during_a_rebuild_are_complete_or_503_never_partial(
+    service: Service, scope: Scope, database_url: str
+) -> None:
+    number = service.sessions.create_session(scope).number
+    batch = [{"event_type": b'"tool_called"', "sent_at": b'"2026-01-01T00:00:00Z"', "data": b"{}"}] * 300
+    service.sessions.handle_events(scope, number, batch)
+    rebuilder = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            for _ in range(3):
+                rebuilder.projection.reset()
+                while True:
+                    try:
+                        if not rebuilder.projection.process_batch():
+                            break
+                    except ProjectionConflict:
+                        continue
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    sizes = []
+    while not done.is_set():
+        try:
+            sizes.append(len(service.sessions.get_events(scope, number, EventQuery(limit=1000))))
+        except StoreUnavailable:
+            sizes.append(-1)
+    thread.join()
+    rebuilder.close()
+    assert failures == []
+    assert set(sizes) <= {300, -1}, sorted(set(sizes))
+    assert len(service.sessions.get_events(scope, number, EventQuery(limit=1000))) == 300

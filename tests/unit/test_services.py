@@ -60,12 +60,10 @@ class FakeStore:
 
 class FakeViews:
     def __init__(self) -> None:
-        self.caught_up = 0
-
-    def catch_up(self) -> None:
-        self.caught_up += 1
+        self.queries: list[tuple[int, EventQuery]] = []
 
     def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
+        self.queries.append((session_id, query))
         return []
 
 
@@ -146,10 +144,10 @@ def test_an_invalid_event_in_a_batch_stores_nothing(service: SessionService, sto
     assert store.sessions[number].event_count == 0
 
 
-def test_reading_events_waits_for_the_read_model(service: SessionService, views: FakeViews) -> None:
+def test_reading_events_asks_the_read_model_for_the_session(service: SessionService, views: FakeViews) -> None:
     number = service.create_session(OWNER).number
-    service.get_events(OWNER, number, EventQuery())
-    assert views.caught_up == 1
+    service.get_events(OWNER, number, EventQuery(limit=5))
+    assert views.queries == [(number, EventQuery(limit=5))]
 
 
 def test_listing_shows_only_the_callers_sessions_newest_first(service: SessionService) -> None:
