@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
@@ -70,6 +70,13 @@ class Database:
                 (name, self.now()),
             )
 
+    def has_table(self, name: str) -> bool:
+        if self.dialect == "postgres":
+            rows = self.fetch_all("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))
+        else:
+            rows = self.fetch_all("SELECT count(*) > 0 AS present FROM sqlite_master WHERE name = %s", (name,))
+        return bool(rows[0]["present"])
+
     def tracked_position(self, name: str) -> int:
         rows = self.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (name,))
         return int(rows[0]["position"]) if rows else 0
@@ -85,6 +92,3 @@ class Database:
         with self.transaction(commit=False) as cursor:
             cursor.execute(self.sql(statement), params)
             return list(cursor.fetchall())
-
-
-__all__ = ["Database", "PersistenceError", "store_errors"]

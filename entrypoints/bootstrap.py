@@ -20,6 +20,7 @@ from adapters.readmodel.worker import (
 )
 from adapters.settings import StoreSettings
 from adapters.tokens import HashedTokenStore
+from application.ports import TokenStore
 from application.services import SessionService
 
 
@@ -29,7 +30,7 @@ class Service:
     log: SessionLog
     database: Database
     sessions: SessionService
-    tokens: HashedTokenStore
+    tokens: TokenStore
     projection: SessionEventsProjection
     notifier: FeedNotifier
     worker: ProjectionWorker | None = None
@@ -45,18 +46,29 @@ class Service:
         self.log.close()
 
 
+SCHEMA_READY = "SESSION_EVENTS_SCHEMA_READY"
+"""Set by `serve` once it has created the schema, so that worker processes never race on DDL."""
+
+
 def bootstrap(
     settings: StoreSettings | None = None,
     *,
     run_projection: bool = True,
-    create_tables: bool = True,
+    create_tables: bool | None = True,
 ) -> Service:
     """Builds the service. `run_projection` starts the background threads (projector and
-    notifier) that a serving process needs; commands that only use the store leave it off."""
+    notifier) that a serving process needs; commands that only use the store leave it off.
+    `create_tables`: True creates the schema (idempotent DDL), False assumes it, None creates it
+    only if it is missing."""
     settings = settings or StoreSettings.from_environment()
     with store_errors():
-        log = open_session_log(settings, create_tables=create_tables)
+        log = open_session_log(settings, create_tables=bool(create_tables))
     database = Database(log.recorder.datastore)  # type: ignore[attr-defined]
+    if create_tables is None:  # only if missing: DDL takes locks that queue behind busy writers
+        create_tables = not database.has_table("api_tokens")
+        if create_tables:
+            log.close()
+            return bootstrap(settings, run_projection=run_projection, create_tables=True)
     projection = SessionEventsProjection(log, database)
     tokens = HashedTokenStore(database)
     feed = NotificationFeed(database)

@@ -14,8 +14,7 @@ from adapters.readmodel.projection import ProjectionConflict
 from adapters.settings import InvalidDatabaseUrl, StoreSettings
 from application.errors import StoreUnavailable
 from application.scope import Scope
-from entrypoints.bootstrap import bootstrap
-from entrypoints.http.app import SCHEMA_READY
+from entrypoints.bootstrap import SCHEMA_READY, bootstrap
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _create_token(args: argparse.Namespace) -> int:
-    service = bootstrap(run_projection=False)
+    service = bootstrap(run_projection=False, create_tables=None)
     try:
         token = service.tokens.issue(Scope(account_id=args.account_id, user_id=args.user_id))
     finally:
@@ -50,7 +49,7 @@ def _create_token(args: argparse.Namespace) -> int:
 
 
 def _rebuild_projections(args: argparse.Namespace) -> int:
-    service = bootstrap(run_projection=False)
+    service = bootstrap(run_projection=False, create_tables=None)
     try:
         projection = service.projection
         head = projection.head()
@@ -80,7 +79,7 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
 
 
 def _projection_status(args: argparse.Namespace) -> int:
-    service = bootstrap(run_projection=False)
+    service = bootstrap(run_projection=False, create_tables=None)
     try:
         status = service.projection.status()
     finally:

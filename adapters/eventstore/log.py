@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any, ClassVar
@@ -13,6 +14,8 @@ from eventsourcing.utils import get_topic
 from adapters.eventstore.recorders import SessionLogPostgresFactory, SessionLogSQLiteFactory
 from adapters.settings import StoreSettings
 from domain.session import Session
+
+logger = logging.getLogger("session_events.log")
 
 SNAPSHOT_INTERVAL = 1000
 CACHE_SIZE = 2000
@@ -61,7 +64,12 @@ class SessionLog(Application[Any]):
             if aggregate is None or not interval:
                 continue
             if aggregate.version // interval > (aggregate.version - saved) // interval:
-                self.snapshots.put([Session.Snapshot.take(aggregate)])
+                try:
+                    self.snapshots.put([Session.Snapshot.take(aggregate)])
+                except Exception:  # the save has committed: a missed snapshot only costs a longer load
+                    logger.warning(
+                        "snapshot of %s at version %s failed", aggregate_id, aggregate.version, exc_info=True
+                    )
 
 
 def event_log_environment(settings: StoreSettings, *, create_tables: bool = True) -> dict[str, str]:

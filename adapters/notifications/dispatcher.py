@@ -46,7 +46,6 @@ class PostgresWakeups:
         self._settings = settings
         self._conn: psycopg.Connection[Any] | None = None
         self._backoff = 0.1
-        self.reconnections = 0
 
     def wait(self, timeout: float) -> None:
         try:
@@ -66,7 +65,6 @@ class PostgresWakeups:
     def _connect(self) -> None:
         self._conn = self._settings.dedicated_connection("session-events listener")
         self._conn.execute(f"LISTEN {FEED_CHANNEL}")
-        self.reconnections += 1
 
     def close(self) -> None:
         if self._conn is not None:

@@ -69,11 +69,6 @@ class NotificationHub:
         with self._lock:
             self._subscribers.discard(subscription)
 
-    @property
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
-
     def publish(self, notifications: Sequence[Notification]) -> None:
         with self._lock:
             subscribers = list(self._subscribers)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
@@ -16,12 +18,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.params import Parameter
 
-from application.errors import EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
+from application.errors import ConcurrentUpdate, EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
 from application.queries import MAX_OFFSET, EventQuery, Page
 from application.scope import Scope
 from application.services import SessionService
 from application.validation import parse_session_fields
-from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.bootstrap import SCHEMA_READY, Service, bootstrap
 from entrypoints.http import bodies
 from entrypoints.http.auth import Unauthenticated, provide_scope, provide_service
 from entrypoints.http.log_redaction import redact_tokens_in_server_logs
@@ -39,8 +41,7 @@ from entrypoints.http.stream import notifications_socket, provide_notifier, stre
 logger = logging.getLogger("session_events.http")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-SCHEMA_READY = "SESSION_EVENTS_SCHEMA_READY"
-"""Set by `serve` once it has created the schema, so that worker processes never race on DDL."""
+
 RETRY_AFTER_SECONDS = "2"
 
 
@@ -110,7 +111,7 @@ def get_events(
     event_type: str | None = None,
     limit: int | None = Parameter(default=None, ge=1, le=1000),
     offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
-    order: str | None = Parameter(default=None, pattern="^(asc|desc|ASC|DESC)$"),
+    order: str | None = Parameter(default=None, description="asc (default) or desc"),
 ) -> Response[EventsEnvelope]:
     query = EventQuery.parse(event_type, limit, offset, order)
     events = sessions.get_events(caller, session_id, query)
@@ -152,11 +153,21 @@ def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Re
     )
 
 
+def _contended(request: Request[Any, Any, Any], error: ConcurrentUpdate) -> Response[Any]:
+    logger.warning("gave up after repeated write conflicts on %s: %s", request.url.path, error)
+    return _json(
+        {"error": "too_much_contention", "error_description": "too many concurrent writers; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 def _unauthenticated(_: Request[Any, Any, Any], error: Unauthenticated) -> Response[Any]:
     return _json(
         {"error": error.error, "error_description": error.description},
         status_code=401,
-        headers={"WWW-Authenticate": f'Bearer error="{error.error}"'},
+        # RFC 6750: no error code when the request carried no credentials at all.
+        headers={"WWW-Authenticate": "Bearer" if error.error == "invalid_request" else f'Bearer error="{error.error}"'},
     )
 
 
@@ -175,6 +186,8 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     its internal errors are reported like any unexpected one (a 503, never a 500)."""
     if error.status_code >= 500:
         return _unexpected(request, error)
+    if error.status_code == 404 and request.url.path.startswith("/api/sessions/"):
+        return _not_found(request, SessionNotFound(0))  # e.g. /api/sessions/abc: no such session
     payload: dict[str, Any] = {"status_code": error.status_code, "detail": error.detail}
     if error.extra:
         payload["extra"] = error.extra
@@ -214,6 +227,13 @@ def create_app(service: Service | None = None) -> Litestar:
         app.state.service = (
             service if service is not None else bootstrap(create_tables=os.environ.get(SCHEMA_READY) != "1")
         )
+        # Blocking handlers run in the loop's default executor, min(32, cores + 4) threads unless
+        # told otherwise: 6 here, too few for requests that wait on locks or the read model.
+        # One thread per pooled connection.
+        settings = app.state.service.settings
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(settings.pool_size + settings.max_overflow, thread_name_prefix="session-events")
+        )
         _close_streams_on_signal(app.state.service)
         redact_tokens_in_server_logs()
 
@@ -251,6 +271,7 @@ def create_app(service: Service | None = None) -> Litestar:
             InvalidQuery: _invalid_query,
             bodies.MalformedBody: _malformed,
             StoreUnavailable: _unavailable,
+            ConcurrentUpdate: _contended,
             Unauthenticated: _unauthenticated,
             ValidationException: _bad_parameter,
             HTTPException: _http_error,

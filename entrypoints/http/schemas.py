@@ -55,16 +55,6 @@ class EventsEnvelope(msgspec.Struct):
     data: list[EventOut]
 
 
-class ValidationErrors(msgspec.Struct, omit_defaults=True):
-    errors: dict[str, list[str]]
-    index: int | None = None
-
-
-class NotFound(msgspec.Struct):
-    status: str
-    error: str
-
-
 class _EventWire(msgspec.Struct):
     id: str
     session_id: int

@@ -255,3 +255,32 @@ def test_any_json_object_comes_back_over_http_exactly_as_sent(client: httpx.Clie
     response = client.get(f"/api/sessions/{sid}/events")
     assert f'"data":{text}' in response.text
     assert kinds(response.json()["data"][0]["data"]) == kinds(data)
+
+
+def test_hostile_bodies_are_4xx_never_5xx(client: httpx.Client) -> None:
+    sid = new_session(client)["id"]
+    wrapper = b'"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z"'
+    cases = {
+        b'{"data": {"a": "\xff"}, ' + wrapper + b"}": 400,  # not UTF-8
+        b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b", " + wrapper + b"}": 400,  # nested too deeply
+        b'{"event_type": ' + b"9" * 5000 + b', "sent_at": "2026-01-01T00:00:00Z", "data": {}}': 422,
+        b'{"id": "urn:uuid:12345678-1234-1234-1234-123456789abc", "data": {}, ' + wrapper + b"}": 422,
+        b'{"session_id": 1.0, "data": {}, ' + wrapper + b"}": 422,
+    }
+    for body, expected in cases.items():
+        response = client.post(f"/api/sessions/{sid}/events", content=body)
+        assert response.status_code == expected, (body[:60], response.status_code, response.text[:200])
+        assert response.json()
+    assert client.post("/api/sessions", json={"agent": "x" * 1001}).status_code == 422
+    assert client.get(f"/api/sessions/{sid}").json()["data"]["event_count"] == 0
+
+
+def test_non_integer_session_ids_answer_like_missing_sessions(client: httpx.Client) -> None:
+    for path in ("/api/sessions/abc", "/api/sessions/1.5/events"):
+        response = client.get(path)
+        assert (response.status_code, response.json()) == (404, {"status": "not_found", "error": "Session not found"})
+
+
+def test_a_request_without_credentials_gets_a_plain_bearer_challenge(server: ServerProcess) -> None:
+    response = httpx.get(f"{server.base_url}/api/sessions")
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
