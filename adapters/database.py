@@ -17,6 +17,15 @@ from application.errors import StoreUnavailable
 UNREACHABLE = (InterfaceError, OperationalError)
 
 
+def to_sqlite_time(moment: datetime) -> str:
+    """Fixed-width UTC text (years zero-padded), so that SQLite's text ordering is time ordering."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def from_sqlite_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 @contextmanager
 def store_errors() -> Iterator[None]:
     """Turns 'cannot reach the store' into the application's `StoreUnavailable`."""
@@ -55,9 +64,11 @@ class Database:
                 cursor.execute(statement)
 
     def now(self) -> Any:
-        """The current time as this dialect stores it (SQLite keeps ISO 8601 text)."""
-        moment = datetime.now(UTC)
-        return moment if self.dialect == "postgres" else moment.isoformat()
+        return self.time(datetime.now(UTC))
+
+    def time(self, moment: datetime) -> Any:
+        """A time as this dialect stores it: SQLite keeps fixed-width UTC text."""
+        return moment if self.dialect == "postgres" else to_sqlite_time(moment)
 
     def ensure_tracking_row(self, name: str) -> None:
         """A `projection_tracking` row for `name`, starting at position 0 if new."""

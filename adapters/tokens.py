@@ -50,7 +50,7 @@ class HashedTokenStore:
                     _hash(token),
                     scope.account_id,
                     scope.user_id,
-                    now if self._db.dialect == "postgres" else now.isoformat(),
+                    self._db.time(now),
                 ),
             )
         return token

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +38,7 @@ from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.sql import SQL
 
+from adapters.database import to_sqlite_time
 from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcement
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
@@ -106,7 +107,7 @@ SQLITE_INDEX_DDL = [
     "CREATE TABLE IF NOT EXISTS session_feed ("
     " position INTEGER NOT NULL, kind TEXT NOT NULL, session_id INTEGER NOT NULL,"
     " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, payload TEXT NOT NULL,"
-    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), PRIMARY KEY (position, kind))"
+    " created_at TEXT NOT NULL, PRIMARY KEY (position, kind))"
     " WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS session_feed_scope ON session_feed (account_id, user_id, position)",
 ]
@@ -202,7 +203,7 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                     str(entry.session_uuid),
                     entry.account_id,
                     entry.user_id,
-                    entry.created_at.isoformat(),
+                    to_sqlite_time(entry.created_at),
                 ),
             )
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
@@ -214,9 +215,9 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
         rows = feed_rows(kwargs.get("announcement"))
         if rows and notification_ids:
             c.executemany(
-                "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(notification_ids[-1], *row) for row in rows],
+                "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(notification_ids[-1], *row, to_sqlite_time(datetime.now(UTC))) for row in rows],
             )
         return notification_ids
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from adapters.database import Database, store_errors
+from adapters.database import Database, store_errors, to_sqlite_time
 from adapters.eventstore.log import SessionLog
 from adapters.eventstore.recorders import DirectoryEntry, RecordedIds
 from application.errors import ConcurrentUpdate, SessionNotFound
@@ -31,7 +31,7 @@ class EventSourcedSessionStore:
                 return int(cursor.fetchone()["number"])
             cursor.execute(
                 "INSERT INTO session_numbers (allocated_at) VALUES (?)",
-                (datetime.now(UTC).isoformat(),),
+                (to_sqlite_time(datetime.now(UTC)),),
             )
             return int(cursor.lastrowid)
 

@@ -58,10 +58,9 @@ class NotificationFeed:
         told to re-query. Returns the new pruning horizon (0 if nothing was old enough)."""
         cutoff = datetime.now(UTC) - older_than
         with self._db.transaction(commit=True) as cursor:
-            cutoff_param = cutoff if self._db.dialect == "postgres" else cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             cursor.execute(
                 self._db.sql("SELECT max(position) AS horizon FROM session_feed WHERE created_at < %s"),
-                (cutoff_param,),
+                (self._db.time(cutoff),),
             )
             horizon = cursor.fetchone()["horizon"]
             if horizon is None:

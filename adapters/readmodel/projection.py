@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -42,15 +41,6 @@ class ProjectionStatus:
 
 class ProjectionConflict(Exception):
     """Another projector moved the position first; the batch was rolled back."""
-
-
-def to_sqlite_time(moment: datetime) -> str:
-    """Fixed-width UTC text (years zero-padded), so that SQLite's text ordering is time ordering."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def from_sqlite_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 class Progress:
@@ -196,8 +186,8 @@ class SessionEventsProjection:
                     e.sequence,
                     e.event_id if postgres else str(e.event_id),
                     e.event_type,
-                    e.sent_at if postgres else to_sqlite_time(e.sent_at),
-                    e.timestamp if postgres else to_sqlite_time(e.timestamp),
+                    self._db.time(e.sent_at),
+                    self._db.time(e.timestamp),
                     e.data,
                     e.metadata,
                     position,

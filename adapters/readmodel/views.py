@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from adapters.database import Database, store_errors
-from adapters.readmodel.projection import PROJECTION_NAME, SessionEventsProjection, from_sqlite_time
+from adapters.database import Database, from_sqlite_time, store_errors
+from adapters.readmodel.projection import PROJECTION_NAME, SessionEventsProjection
 from application.errors import StoreUnavailable
 from application.queries import EventQuery, Order, RecordedEvent
 

@@ -7,8 +7,9 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import State
@@ -39,6 +40,7 @@ from entrypoints.http.schemas import (
 from entrypoints.http.stream import notifications_socket, provide_notifier, stream
 
 logger = logging.getLogger("session_events.http")
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -87,7 +89,9 @@ def record_event(
     session_id: int, raw_body: bytes, caller: Scope, sessions: SessionService
 ) -> Response[SessionEnvelope]:
     """Body: one event `{event_type, sent_at, data, metadata?, id?, session_id?}`."""
-    handled = sessions.handle_event(caller, session_id, bodies.json_object(raw_body))
+    handled = sessions.handle_event(
+        caller, session_id, _decoded_body(bodies.json_object, raw_body, caller, session_id, sessions)
+    )
     return _json({"data": session_wire(handled.session)})
 
 
@@ -99,7 +103,8 @@ def record_event(
 )
 def record_events(session_id: int, raw_body: bytes, caller: Scope, sessions: SessionService) -> Response[BatchRecorded]:
     """Body `{"events": [event, ...]}`; `event_count` counts the events newly recorded."""
-    handled = sessions.handle_events(caller, session_id, bodies.event_batch(raw_body))
+    batch = _decoded_body(bodies.event_batch, raw_body, caller, session_id, sessions)
+    handled = sessions.handle_events(caller, session_id, batch)
     return _json({"data": session_wire(handled.session), "event_count": handled.new_event_count})
 
 
@@ -123,6 +128,17 @@ def health(state: State) -> Response[dict[str, str]]:
     service = provide_service(state)
     service.projection.head()  # raises StoreUnavailable (503) if the store cannot be reached
     return _json({"status": "ok", "store": service.settings.kind})
+
+
+def _decoded_body(
+    decode: Callable[[bytes], T], raw_body: bytes, caller: Scope, session_id: int, sessions: SessionService
+) -> T:
+    """A missing (or foreign) session is a 404 whatever the body: check it before reporting a body error."""
+    try:
+        return decode(raw_body)
+    except (EventRejected, bodies.MalformedBody):
+        sessions.get_session(caller, session_id)
+        raise
 
 
 def _not_found(_: Request[Any, Any, Any], __: SessionNotFound) -> Response[Any]:

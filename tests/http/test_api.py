@@ -284,3 +284,12 @@ def test_non_integer_session_ids_answer_like_missing_sessions(client: httpx.Clie
 def test_a_request_without_credentials_gets_a_plain_bearer_challenge(server: ServerProcess) -> None:
     response = httpx.get(f"{server.base_url}/api/sessions")
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_missing_session_is_404_whatever_the_body(client: httpx.Client) -> None:
+    for path, body in (
+        ("/api/sessions/987654321/events", b"{"),
+        ("/api/sessions/987654321/events/batch", b'{"events": 5}'),
+    ):
+        response = client.post(path, content=body)
+        assert (response.status_code, response.json()) == (404, {"status": "not_found", "error": "Session not found"})
