@@ -46,12 +46,7 @@ class EventQuery:
             parsed_type = EventType.parse(event_type)
             if parsed_type is None:
                 errors["event_type"] = ["is invalid"]
-        limit = DEFAULT_EVENT_PAGE if limit is None else limit
-        if not 1 <= limit <= MAX_PAGE:
-            errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
-        offset = 0 if offset is None else offset
-        if not 0 <= offset <= MAX_OFFSET:
-            errors["offset"] = [f"must be between 0 and {MAX_OFFSET}"]
+        limit, offset = _page_bounds(limit, offset, DEFAULT_EVENT_PAGE, errors)
         parsed_order = Order.ASC
         if order is not None and order != "":
             try:
@@ -71,15 +66,23 @@ class Page:
     @classmethod
     def parse(cls, limit: int | None = None, offset: int | None = None) -> Page:
         errors: dict[str, list[str]] = {}
-        limit = DEFAULT_SESSION_PAGE if limit is None else limit
-        if not 1 <= limit <= MAX_PAGE:
-            errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
-        offset = 0 if offset is None else offset
-        if not 0 <= offset <= MAX_OFFSET:
-            errors["offset"] = [f"must be between 0 and {MAX_OFFSET}"]
+        limit, offset = _page_bounds(limit, offset, DEFAULT_SESSION_PAGE, errors)
         if errors:
             raise InvalidQuery(errors)
         return cls(limit, offset)
+
+
+def _page_bounds(
+    limit: int | None, offset: int | None, default_limit: int, errors: dict[str, list[str]]
+) -> tuple[int, int]:
+    """Defaults and range checks shared by every paged query; problems are added to `errors`."""
+    limit = default_limit if limit is None else limit
+    if not 1 <= limit <= MAX_PAGE:
+        errors["limit"] = [f"must be between 1 and {MAX_PAGE}"]
+    offset = 0 if offset is None else offset
+    if not 0 <= offset <= MAX_OFFSET:
+        errors["offset"] = [f"must be between 0 and {MAX_OFFSET}"]
+    return limit, offset
 
 
 @dataclass(frozen=True)

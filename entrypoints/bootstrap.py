@@ -67,8 +67,8 @@ def bootstrap(
     if create_tables is None:  # only if missing: DDL takes locks that queue behind busy writers
         create_tables = not database.has_table("api_tokens")
         if create_tables:
-            log.close()
-            return bootstrap(settings, run_projection=run_projection, create_tables=True)
+            with store_errors():
+                log.create_tables()
     projection = SessionEventsProjection(log, database)
     tokens = HashedTokenStore(database)
     feed = NotificationFeed(database)

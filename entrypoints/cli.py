@@ -10,7 +10,6 @@ import sys
 import time
 from dataclasses import asdict
 
-from adapters.readmodel.projection import ProjectionConflict
 from adapters.settings import InvalidDatabaseUrl, StoreSettings
 from application.errors import StoreUnavailable
 from application.scope import Scope
@@ -56,16 +55,7 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
         started = time.monotonic()
         projection.reset()
         bar = ProgressBar(total=max(head, 1), enabled=sys.stdout.isatty() and not args.quiet)
-        while True:
-            try:
-                consumed = projection.process_batch()
-            except ProjectionConflict:  # a running service is projecting too: carry on from its position
-                continue
-            bar.show(projection.progress.position)
-            if not consumed and projection.progress.position >= head:
-                break
-            if not consumed:
-                time.sleep(0.05)
+        projection.catch_up(on_progress=bar.show)
         bar.finish()
         elapsed = time.monotonic() - started
         status = projection.status()

@@ -34,6 +34,12 @@ class SessionLog(Application[Any]):
         super().__init__(*args, **kwargs)
         self._save_listeners: list[Callable[[], None]] = []
 
+    def create_tables(self) -> None:
+        """The log's tables, for an application opened with CREATE_TABLE off."""
+        self.recorder.create_table()  # type: ignore[attr-defined]
+        if self.snapshots is not None:
+            self.snapshots.recorder.create_table()  # type: ignore[attr-defined]
+
     def on_saved(self, listener: Callable[[], None]) -> None:
         """Calls `listener` after every save made by this process (e.g. to wake a projector)."""
         self._save_listeners.append(listener)

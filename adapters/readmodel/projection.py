@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -128,12 +128,19 @@ class SessionEventsProjection:
         self.progress.advanced_to(end)
         return len(notifications)
 
-    def catch_up(self) -> int:
-        """Projects until the head of the log, synchronously (used by rebuilds and tests)."""
-        total = 0
-        while consumed := self.process_batch():
-            total += consumed
-        return total
+    def catch_up(self, on_progress: Callable[[int], None] | None = None) -> None:
+        """Projects until the head of the log, synchronously (rebuilds, tests). Another projector
+        (a running service) may do part of the work: a conflict just means carrying on from its
+        position. `on_progress` is told each position reached."""
+        while True:
+            try:
+                consumed = self.process_batch()
+            except ProjectionConflict:
+                continue
+            if on_progress is not None:
+                on_progress(self.progress.position)
+            if not consumed:
+                return
 
     def behind(self) -> int:
         """How many log events the projection has still to process."""

@@ -20,7 +20,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.params import Parameter
 
 from application.errors import ConcurrentUpdate, EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
-from application.queries import MAX_OFFSET, EventQuery, Page
+from application.queries import MAX_OFFSET, MAX_PAGE, EventQuery, Page
 from application.scope import Scope
 from application.services import SessionService
 from application.validation import parse_session_fields
@@ -72,7 +72,7 @@ def create_session(raw_body: bytes, caller: Scope, sessions: SessionService) -> 
 def list_sessions(
     caller: Scope,
     sessions: SessionService,
-    limit: int | None = Parameter(default=None, ge=1, le=1000),
+    limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE),
     offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
 ) -> Response[SessionsEnvelope]:
     found = sessions.list_sessions(caller, Page.parse(limit, offset))
@@ -114,7 +114,7 @@ def get_events(
     caller: Scope,
     sessions: SessionService,
     event_type: str | None = None,
-    limit: int | None = Parameter(default=None, ge=1, le=1000),
+    limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE),
     offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
     order: str | None = Parameter(default=None, description="asc (default) or desc"),
 ) -> Response[EventsEnvelope]:
@@ -160,22 +160,22 @@ def _malformed(_: Request[Any, Any, Any], error: bodies.MalformedBody) -> Respon
     return _json({"errors": {"body": [str(error)]}}, status_code=400)
 
 
-def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
-    logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, error)
+def _retry_later(error: str, description: str) -> Response[Any]:
     return _json(
-        {"error": "service_unavailable", "error_description": "the store is unavailable; retry shortly"},
+        {"error": error, "error_description": description},
         status_code=503,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
+
+
+def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
+    logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, error)
+    return _retry_later("service_unavailable", "the store is unavailable; retry shortly")
 
 
 def _contended(request: Request[Any, Any, Any], error: ConcurrentUpdate) -> Response[Any]:
     logger.warning("gave up after repeated write conflicts on %s: %s", request.url.path, error)
-    return _json(
-        {"error": "too_much_contention", "error_description": "too many concurrent writers; retry shortly"},
-        status_code=503,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    return _retry_later("too_much_contention", "too many concurrent writers; retry shortly")
 
 
 def _unauthenticated(_: Request[Any, Any, Any], error: Unauthenticated) -> Response[Any]:
@@ -212,11 +212,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
 
 def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
-    return _json(
-        {"error": "service_unavailable", "error_description": "unexpected error; retry shortly"},
-        status_code=503,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    return _retry_later("service_unavailable", "unexpected error; retry shortly")
 
 
 def _close_streams_on_signal(service: Service) -> None:
