@@ -28,6 +28,7 @@ PROJECTION_NAME = "session_events"
 REBUILT_FROM = "session_events_rebuilt_from"
 """A `projection_tracking` row: the log head when the read model was last reset for a rebuild."""
 FEED_CHANNEL = "session_feed"
+MAX_CONFLICTS_WITHOUT_PROGRESS = 50
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,16 @@ class SessionEventsProjection:
         """Projects until the head of the log, synchronously (rebuilds, tests). Another projector
         (a running service) may do part of the work: a conflict just means carrying on from its
         position. `on_progress` is told each position reached."""
+        stuck = 0
         while True:
+            before = self.progress.position
             try:
                 consumed = self.process_batch()
             except ProjectionConflict:
+                # A rival moving ahead is progress; the same conflict again and again is a fault.
+                stuck = stuck + 1 if self.progress.position == before else 0
+                if stuck >= MAX_CONFLICTS_WITHOUT_PROGRESS:
+                    raise
                 continue
             if on_progress is not None:
                 on_progress(self.progress.position)
@@ -173,11 +180,15 @@ class SessionEventsProjection:
                 self._db.sql("UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s"),
                 (head, self._db.now(), REBUILT_FROM),
             )
-            cursor.execute("DELETE FROM session_events")  # not TRUNCATE: readers keep their snapshot
+            # Take the position first: it waits for a projector's batch in flight to commit, so the
+            # DELETE that follows (a new statement, a new snapshot) also removes that batch's rows.
+            # Deleting first would leave them behind a position of 0, and every projector would
+            # then collide with them for ever.
             cursor.execute(
                 self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
                 (self._db.now(), PROJECTION_NAME),
             )
+            cursor.execute("DELETE FROM session_events")  # not TRUNCATE: readers keep their snapshot
         self.progress.rewind()
 
     def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:

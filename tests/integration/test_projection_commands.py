@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -62,11 +63,13 @@ def test_reads_during_a_rebuild_are_complete_or_503_never_partial(
     thread = threading.Thread(target=rebuild)
     thread.start()
     sizes = []
-    while not done.is_set():
+    deadline = time.monotonic() + 60
+    while not done.is_set() and time.monotonic() < deadline:
         try:
             sizes.append(len(service.sessions.get_events(scope, number, EventQuery(limit=1000))))
         except StoreUnavailable:
             sizes.append(-1)
+    assert done.wait(5), "the rebuild did not finish"
     thread.join()
     rebuilder.close()
     assert failures == []
