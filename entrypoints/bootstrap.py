@@ -36,6 +36,19 @@ class Service:
     worker: ProjectionWorker | None = None
     _closed: bool = field(default=False, repr=False)
 
+    @property
+    def store_kind(self) -> str:
+        """`sqlite` or `postgres`, as reported by `/health`."""
+        return self.settings.kind
+
+    def check_ready(self) -> None:
+        """Returns once the store answers; raises `StoreUnavailable` if it cannot be reached."""
+        self.projection.head()
+
+    def close_streams(self) -> None:
+        """Ends every live-notification stream of this process cleanly (before a shutdown)."""
+        self.notifier.close_subscriptions()
+
     def close(self) -> None:
         if self._closed:
             return

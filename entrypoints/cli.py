@@ -1,4 +1,8 @@
-"""The `session-events` command line."""
+"""The `session-events` command line.
+
+Modules that pull in the web framework, the event store or the database driver are imported
+inside the commands that need them: a light command (such as a Claude Code hook, run on every
+tool call) must not pay for them."""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ import sys
 import time
 from dataclasses import asdict
 
-from adapters.settings import InvalidDatabaseUrl, StoreSettings
 from application.errors import StoreUnavailable
-from application.scope import Scope
-from entrypoints.bootstrap import SCHEMA_READY, bootstrap
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from adapters.settings import StoreSettings
+    from entrypoints.bootstrap import SCHEMA_READY, bootstrap
 
     settings = StoreSettings.from_environment()
     # Create the schema once, before any worker starts, so workers never race on DDL.
@@ -37,6 +41,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _create_token(args: argparse.Namespace) -> int:
+    from application.scope import Scope
+    from entrypoints.bootstrap import bootstrap
+
     service = bootstrap(run_projection=False, create_tables=None)
     try:
         token = service.tokens.issue(Scope(account_id=args.account_id, user_id=args.user_id))
@@ -48,6 +55,8 @@ def _create_token(args: argparse.Namespace) -> int:
 
 
 def _rebuild_projections(args: argparse.Namespace) -> int:
+    from entrypoints.bootstrap import bootstrap
+
     service = bootstrap(run_projection=False, create_tables=None)
     try:
         projection = service.projection
@@ -69,6 +78,8 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
 
 
 def _projection_status(args: argparse.Namespace) -> int:
+    from entrypoints.bootstrap import bootstrap
+
     service = bootstrap(run_projection=False, create_tables=None)
     try:
         status = service.projection.status()
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "workers", 1) < 1:
         print("session-events: --workers must be at least 1", file=sys.stderr)
         return 2
+    from adapters.settings import InvalidDatabaseUrl
+
     try:
         return int(args.run(args))
     except InvalidDatabaseUrl as error:

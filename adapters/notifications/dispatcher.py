@@ -101,10 +101,14 @@ class FeedNotifier:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.hub.close()
+        self.close_subscriptions()
         if self._thread.ident is not None:
             self._thread.join(5)
         self._wakeups.close()
+
+    def close_subscriptions(self) -> None:
+        """Ends every subscription of this process: its streams close cleanly."""
+        self.hub.close()
 
     def subscribe(self, scope: Scope) -> HubSubscription:
         return self.hub.subscribe(scope)

@@ -126,8 +126,8 @@ def get_events(
 @get("/health", summary="Liveness and readiness", sync_to_thread=True)
 def health(state: State) -> Response[dict[str, str]]:
     service = provide_service(state)
-    service.projection.head()  # raises StoreUnavailable (503) if the store cannot be reached
-    return _json({"status": "ok", "store": service.settings.kind})
+    service.check_ready()  # raises StoreUnavailable (503) if the store cannot be reached
+    return _json({"status": "ok", "store": service.store_kind})
 
 
 def _decoded_body(
@@ -224,7 +224,7 @@ def _close_streams_on_signal(service: Service) -> None:
         previous = signal.getsignal(signum)
 
         def close_then_chain(received: int, frame: Any, previous: Any = previous) -> None:
-            service.notifier.hub.close()
+            service.close_streams()
             if callable(previous):
                 previous(received, frame)
 
