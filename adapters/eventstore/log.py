@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from copy import deepcopy
@@ -9,10 +10,10 @@ from typing import Any, ClassVar
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import Recording
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, EnvType, get_topic
 
-from adapters.eventstore.recorders import SessionLogPostgresFactory, SessionLogSQLiteFactory
-from adapters.settings import StoreSettings
+from adapters.database.url import DatabaseSettings
+from adapters.eventstore.recorders import LIBPQ_OPTIONS, SessionLogPostgresFactory, SessionLogSQLiteFactory
 from domain.session import Session
 
 logger = logging.getLogger("session_events.log")
@@ -34,8 +35,17 @@ class SessionLog(Application[Any]):
         super().__init__(*args, **kwargs)
         self._save_listeners: list[Callable[[], None]] = []
 
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Configured only by what it is given: the library would also read the process's
+        environment, where `SESSIONLOG_*` or `POSTGRES_*` variables would override our settings."""
+        settings = dict(type(self).env)
+        if type(self).snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        settings.update(env or {})
+        return Environment(name, settings)
+
     def create_tables(self) -> None:
-        """The log's tables, for an application opened with CREATE_TABLE off."""
+        """The event store's own tables (see `adapters.database.schema`, migration 1)."""
         self.recorder.create_table()  # type: ignore[attr-defined]
         if self.snapshots is not None:
             self.snapshots.recorder.create_table()  # type: ignore[attr-defined]
@@ -78,10 +88,10 @@ class SessionLog(Application[Any]):
                     )
 
 
-def event_log_environment(settings: StoreSettings, *, create_tables: bool = True) -> dict[str, str]:
+def event_log_environment(settings: DatabaseSettings) -> dict[str, str]:
     common = {
         "AGGREGATE_CACHE_MAXSIZE": str(CACHE_SIZE),
-        "CREATE_TABLE": "y" if create_tables else "n",
+        "CREATE_TABLE": "n",  # the schema module creates and migrates every table
     }
     if settings.kind == "sqlite":
         return {
@@ -103,8 +113,9 @@ def event_log_environment(settings: StoreSettings, *, create_tables: bool = True
         "POSTGRES_CONNECT_TIMEOUT": str(settings.connect_timeout),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        LIBPQ_OPTIONS: json.dumps(dict(settings.options)),
     }
 
 
-def open_session_log(settings: StoreSettings, *, create_tables: bool = True) -> SessionLog:
-    return SessionLog(env=event_log_environment(settings, create_tables=create_tables))
+def open_session_log(settings: DatabaseSettings) -> SessionLog:
+    return SessionLog(env=event_log_environment(settings))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from application.queries import MAX_OFFSET, MAX_PAGE, EventQuery, Page
 from application.scope import Scope
 from application.services import SessionService
 from application.validation import parse_session_fields
-from entrypoints.bootstrap import SCHEMA_READY, Service, bootstrap
+from entrypoints.bootstrap import Service, bootstrap
 from entrypoints.http import bodies
 from entrypoints.http.auth import Unauthenticated, provide_scope, provide_service
 from entrypoints.http.log_redaction import redact_tokens_in_server_logs
@@ -236,15 +235,12 @@ def create_app(service: Service | None = None) -> Litestar:
     when the app starts, and closed when it stops."""
 
     def start(app: Litestar) -> None:
-        app.state.service = (
-            service if service is not None else bootstrap(create_tables=os.environ.get(SCHEMA_READY) != "1")
-        )
+        app.state.service = service if service is not None else bootstrap()
         # Blocking handlers run in the loop's default executor, min(32, cores + 4) threads unless
         # told otherwise: 6 here, too few for requests that wait on locks or the read model.
         # One thread per pooled connection.
-        settings = app.state.service.settings
         asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(settings.pool_size + settings.max_overflow, thread_name_prefix="session-events")
+            ThreadPoolExecutor(app.state.service.settings.request_threads, thread_name_prefix="session-events")
         )
         _close_streams_on_signal(app.state.service)
         redact_tokens_in_server_logs()

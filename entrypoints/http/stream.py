@@ -8,7 +8,6 @@ first; if that is no longer possible the client gets a `resync` event and should
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,8 +27,8 @@ from application.notifications import (
 from application.scope import Scope
 from entrypoints.http.auth import provide_service
 
-KEEPALIVE_SECONDS = float(os.environ.get("SESSION_EVENTS_KEEPALIVE_SECONDS", "10"))
-"""Under the contract's 15 s, with room for a slow network."""
+KEEPALIVE_SECONDS = 10.0
+"""Under the contract's 15 s, with room for a slow network (`Settings.keepalive_seconds`)."""
 REPLAY_LIMIT = 1000
 RESYNC = "resync"
 RESYNC_REASON = {"reason": "notifications were missed; re-query your sessions"}
@@ -62,7 +61,9 @@ class Resync:
 StreamItem = Connected | Notification | Resync | KeepAlive
 
 
-async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | None) -> AsyncIterator[StreamItem]:
+async def notifications(
+    notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float = KEEPALIVE_SECONDS
+) -> AsyncIterator[StreamItem]:
     """The caller's notifications: first what it missed since `last_seen`, then live ones; ends
     when the service shuts down."""
     subscription = notifier.subscribe(caller)  # before the replay, so nothing falls in between
@@ -80,7 +81,7 @@ async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | N
                     sent = notification.cursor
         while True:
             try:
-                notification = await subscription.next(timeout=KEEPALIVE_SECONDS)
+                notification = await subscription.next(timeout=keepalive)
             except SubscriptionLagged:
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
@@ -103,11 +104,12 @@ async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | N
     "external_conversation_id}; `resync` means re-query. Resume with the `Last-Event-ID` header "
     "(or `?last_event_id=`). A comment is sent every 10 s to keep the connection alive.",
 )
-async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notifier) -> ServerSentEvent:
+async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notifier, state: State) -> ServerSentEvent:
+    keepalive = provide_service(state).settings.keepalive_seconds
     last_seen = Cursor.parse(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for item in notifications(notifier, caller, last_seen):
+        async for item in notifications(notifier, caller, last_seen, keepalive):
             if isinstance(item, Notification):
                 yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
             elif isinstance(item, Resync):
@@ -133,7 +135,7 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any], state: State) -
         return
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
     try:
-        async for item in notifications(service.notifier, caller, last_seen):
+        async for item in notifications(service.notifier, caller, last_seen, service.settings.keepalive_seconds):
             if isinstance(item, Notification):
                 await socket.send_json({"event": item.kind, "id": item.event_id, "data": dict(item.payload)})
             elif isinstance(item, Resync):

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from adapters.notifications.feed import NotificationFeed
-from adapters.settings import StoreSettings
 from application.notifications import Cursor
 from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
-from tests.conftest import STORES, store_url
+from tests.conftest import STORES, settings_for, store_url
 
 EVENT = {
     "event_type": b'"session_status_changed"',
@@ -25,7 +24,7 @@ EVENT = {
 @pytest.mark.parametrize("kind", STORES)
 def test_feed_readiness_replay_and_pruning(kind: str, tmp_path: Path) -> None:
     with store_url(kind, tmp_path) as url:
-        service = bootstrap(StoreSettings.from_url(url), run_projection=False)
+        service = bootstrap(settings_for(url), run_projection=False)
         try:
             mine, other = Scope(1, 2), Scope(1, 3)
             feed = NotificationFeed(service.database)

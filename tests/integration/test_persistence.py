@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
-from adapters.settings import StoreSettings
 from application.errors import EventRejected, SessionNotFound
 from application.queries import EventQuery, Order, Page
 from application.scope import Scope
 from entrypoints.bootstrap import Service, bootstrap
+from tests.conftest import settings_for
 
 
 def event(sent_at: datetime | None = None, **overrides: object) -> dict[str, bytes]:
@@ -144,7 +144,7 @@ def test_a_cold_process_sees_every_write_and_appends_after_snapshots(
     number = service.sessions.create_session(scope).number
     for _ in range(3):
         service.sessions.handle_events(scope, number, [event() for _ in range(SNAPSHOT_INTERVAL // 2 + 1)])
-    other = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    other = bootstrap(settings_for(database_url), run_projection=False)
     try:
         assert other.sessions.get_session(scope, number).event_count == 3 * (SNAPSHOT_INTERVAL // 2 + 1)
         other.sessions.handle_event(
@@ -160,7 +160,7 @@ def test_a_cold_process_sees_every_write_and_appends_after_snapshots(
 def test_the_projection_never_applies_a_batch_twice(service: Service, scope: Scope, database_url: str) -> None:
     number = service.sessions.create_session(scope).number
     service.sessions.handle_events(scope, number, [event() for _ in range(25)])
-    rival = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    rival = bootstrap(settings_for(database_url), run_projection=False)
     try:
         rival.projection.catch_up()  # races the running worker; positions are compare-and-set
     except Exception:

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from adapters.settings import StoreSettings
 from application.errors import StoreUnavailable
 from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints import cli
 from entrypoints.bootstrap import Service, bootstrap
+from tests.conftest import settings_for
 
 
 def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
@@ -46,7 +46,7 @@ def test_reads_during_a_rebuild_are_complete_or_503_never_partial(
     number = service.sessions.create_session(scope).number
     batch = [{"event_type": b'"tool_called"', "sent_at": b'"2026-01-01T00:00:00Z"', "data": b"{}"}] * 300
     service.sessions.handle_events(scope, number, batch)
-    rebuilder = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    rebuilder = bootstrap(settings_for(database_url), run_projection=False)
     done = threading.Event()
     failures: list[BaseException] = []
 
