@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from adapters.database import schema
 from adapters.database.base import Database, store_errors
@@ -77,10 +78,9 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
     does not). `run_projection` starts the background threads a serving process needs (the
     projector, the notifier and their listener); commands that only use the store leave it off."""
     settings = settings or Settings.from_environment()
-    if settings.database.kind == "postgres":
-        problem = reachability_problem(settings.database)
-        if problem is not None:
-            raise StoreUnavailable(f"{settings.database.describe()}: {problem}")
+    problem = _store_problem(settings)
+    if problem is not None:
+        raise StoreUnavailable(f"{settings.database.describe()}: {problem}")
     with store_errors():
         log = open_session_log(settings.database)
     database = _database(settings, log)
@@ -125,6 +125,16 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
             part.start()
         notifier.start()
     return service
+
+
+def _store_problem(settings: Settings) -> str | None:
+    """Why the store cannot be opened, said plainly, before the library hides it in a timeout."""
+    if settings.database.kind == "postgres":
+        return reachability_problem(settings.database)
+    folder = Path(settings.database.sqlite_path).parent
+    if settings.database.sqlite_path != ":memory:" and not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    return None
 
 
 def _database(settings: Settings, log: SessionLog) -> Database:
