@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+from adapters.settings import StoreSettings
 
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
 from adapters.eventstore.store import EventSourcedSessionStore
-from adapters.settings import StoreSettings
 from application.scope import Scope
 from application.services import SessionService
 from domain.session import Session

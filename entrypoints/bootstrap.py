@@ -84,7 +84,7 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
     with store_errors():
         log = open_session_log(settings.database)
     database = _database(settings, log)
-    schema.migrate(database, log.create_tables)
+    schema.migrate(database, log)
 
     projection = SessionEventsProjection(log, database)
     feed_news = threading.Event()
@@ -92,7 +92,7 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
     background: list[ProjectionWorker | PostgresListener] = []
     leadership: Leadership
     if settings.database.kind == "postgres":
-        assert isinstance(database, Postgres)
+        assert isinstance(database, Postgres)  # noqa: S101 (chosen by the same settings)
         log_channel = database.log_channel
         listener = PostgresListener(settings.database, [log_channel, FEED_CHANNEL], PROJECTION_LEADER_LOCK)
         news_of_log, news_of_feed = listener.wakeup(log_channel), listener.wakeup(FEED_CHANNEL)
@@ -140,7 +140,7 @@ def _store_problem(settings: Settings) -> str | None:
 def _database(settings: Settings, log: SessionLog) -> Database:
     recorder = log.recorder
     if settings.database.kind == "postgres":
-        assert isinstance(recorder, SessionLogPostgresRecorder)
+        assert isinstance(recorder, SessionLogPostgresRecorder)  # noqa: S101 (chosen by the same settings)
         return Postgres(recorder.datastore, recorder.events_table_name, recorder.channel_name)
-    assert isinstance(recorder, SessionLogSQLiteRecorder)
+    assert isinstance(recorder, SessionLogSQLiteRecorder)  # noqa: S101 (chosen by the same settings)
     return SQLite(recorder.datastore, recorder.events_table_name)

@@ -92,11 +92,9 @@ class PostgresListener:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self._conn is None:
-                    self._connect()
-                self._settle_leadership()
-                assert self._conn is not None
-                for notification in self._conn.notifies(timeout=0.25, stop_after=1):
+                conn = self._conn if self._conn is not None else self._connect()
+                self._settle_leadership(conn)
+                for notification in conn.notifies(timeout=0.25, stop_after=1):
                     news = self._news.get(notification.channel)
                     if news is not None:
                         news.set()
@@ -111,25 +109,25 @@ class PostgresListener:
                 self._disconnect()
                 self._stopping.wait(_MAX_BACKOFF)
 
-    def _connect(self) -> None:
+    def _connect(self) -> psycopg.Connection[Any]:
         conn = dedicated_connection(self._settings, "session-events listener")
         for channel in self._news:
             conn.execute(f'LISTEN "{channel}"')
         self._conn = conn
         for news in self._news.values():  # whatever happened while disconnected: catch up now
             news.set()
+        return conn
 
-    def _settle_leadership(self) -> None:
-        assert self._conn is not None
+    def _settle_leadership(self, conn: psycopg.Connection[Any]) -> None:
         if self._want_lead.is_set() and not self._leading.is_set():
             if time.monotonic() < self._next_lock_attempt:
                 return
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
             # Tell the waiter either way; a standby tries again a second later.
             self._set_leading(bool(row and row[0]))
             self._next_lock_attempt = time.monotonic() + _LEADERSHIP_GRANT_WAIT
         elif not self._want_lead.is_set() and self._leading.is_set():
-            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
             self._set_leading(False)
 
     def _set_leading(self, leading: bool) -> None:

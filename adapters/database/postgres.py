@@ -10,6 +10,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.conninfo import make_conninfo
 
 from adapters.database.base import Database, store_errors
 from adapters.database.url import DatabaseSettings
@@ -51,7 +52,8 @@ class Postgres(Database):
         return moment
 
     def read_time(self, value: Any) -> datetime:
-        assert isinstance(value, datetime)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a timestamptz, got {value!r}")
         return value
 
     def uuid(self, value: UUID) -> Any:
@@ -93,10 +95,9 @@ class Postgres(Database):
         cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
     def count_log_events_after(self, position: int) -> int:
-        rows = self.fetch_all(
-            f"SELECT count(*) AS behind FROM {self._events_table} WHERE notification_id > %s",
-            (position,),
-        )
+        table = self._events_table
+        count = f"SELECT count(*) AS behind FROM {table} WHERE notification_id > %s"  # noqa: S608 (the library's table)
+        rows = self.fetch_all(count, (position,))
         return int(rows[0]["behind"])
 
 
@@ -104,6 +105,7 @@ def dedicated_connection(settings: DatabaseSettings, application_name: str) -> p
     """A connection outside the pool, for a session that must live on its own (LISTEN, advisory
     locks); autocommit, named so that operators can see it in pg_stat_activity."""
     return psycopg.connect(
+        make_conninfo("", **settings.options),
         host=settings.host,
         port=settings.port,
         dbname=settings.dbname,
@@ -111,7 +113,7 @@ def dedicated_connection(settings: DatabaseSettings, application_name: str) -> p
         password=settings.password,
         autocommit=True,
         connect_timeout=settings.connect_timeout,
-        **{**settings.options, "application_name": application_name},
+        application_name=application_name,
     )
 
 

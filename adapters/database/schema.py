@@ -5,8 +5,9 @@ Tables (PostgreSQL type / SQLite type where they differ):
   snapshots table): created by the eventsourcing library's recorders, in migration 1;
 - `session_numbers`: a sequence (PostgreSQL) or an AUTOINCREMENT table (SQLite) handing out the
   public session numbers;
-- `session_directory`: one row per session (number, aggregate id, owner, creation time), written
-  in the same transaction as the session's first event; lists a scope's sessions;
+- `session_directory`: one row per session (number, aggregate id, owner, creation time, and the
+  conversation it belongs to once linked), written in the same transaction as the events that
+  create or link it; lists a scope's sessions and finds them by conversation;
 - `session_event_ids`: the event ids each session has recorded, written with the events; makes
   appends idempotent;
 - `session_feed`: the notification outbox, one or two rows per recording call, keyed by the log
@@ -31,13 +32,26 @@ before versioning existed (by 0.1.0) is adopted as it is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
 from adapters.database.base import Database
 
 logger = logging.getLogger("session_events.schema")
+
+
+class EventStore(Protocol):
+    """What migrations need of the event store: its own tables, and the sessions it holds."""
+
+    def create_tables(self) -> None: ...
+
+    def conversation_of(self, session_uuid: UUID) -> str | None: ...
+
+
+class Backfill(Protocol):
+    def __call__(self, database: Database, cursor: Any, events: EventStore) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class Migration:
     sqlite: Sequence[str] = ()
     creates_event_store_tables: bool = False
     """Migration 1 also has the library create the event store's own tables, first."""
+    backfill: Backfill | None = None
+    """Python run after the statements, in the same transaction (data derived from the log)."""
 
     def statements(self, database: Database) -> Sequence[str]:
         return self.postgres if database.name == "postgres" else self.sqlite
@@ -121,6 +137,18 @@ _HORIZONS_OUT_OF_TRACKING = [
     "DELETE FROM projection_tracking WHERE name IN ('session_events_rebuilt_from', 'session_feed_pruned')",
 ]
 
+def _link_directory_to_conversations(database: Database, cursor: Any, events: EventStore) -> None:
+    """Each session's conversation as its history decided it (loaded from the log: a linked
+    session is found whichever rule linked it). Reads the directory through the migration's own
+    cursor: its ALTER TABLE locks the table against every other connection until it commits."""
+    update = database.statement("UPDATE session_directory SET external_conversation_id = %s WHERE number = %s")
+    cursor.execute("SELECT number, session_uuid FROM session_directory")
+    for row in list(cursor.fetchall()):
+        conversation_id = events.conversation_of(database.read_uuid(row["session_uuid"]))
+        if conversation_id is not None:
+            cursor.execute(update, (conversation_id, row["number"]))
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(
         1,
@@ -141,6 +169,21 @@ MIGRATIONS: Sequence[Migration] = (
             *_HORIZONS_OUT_OF_TRACKING,
         ],
     ),
+    Migration(
+        3,
+        "session_directory knows each session's conversation (backfilled from the log)",
+        postgres=[
+            "ALTER TABLE session_directory ADD COLUMN external_conversation_id text",
+            "CREATE INDEX session_directory_conversation"
+            " ON session_directory (account_id, user_id, external_conversation_id, number DESC)",
+        ],
+        sqlite=[
+            "ALTER TABLE session_directory ADD COLUMN external_conversation_id TEXT",
+            "CREATE INDEX session_directory_conversation"
+            " ON session_directory (account_id, user_id, external_conversation_id, number DESC)",
+        ],
+        backfill=_link_directory_to_conversations,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -160,11 +203,7 @@ def current_version(database: Database) -> int:
     return int(rows[0]["version"] or 0)
 
 
-def migrate(
-    database: Database,
-    create_event_store_tables: Callable[[], None],
-    migrations: Sequence[Migration] = MIGRATIONS,
-) -> list[int]:
+def migrate(database: Database, events: EventStore, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Applies the migrations the database has not had, in order; returns their versions. Cheap
     when there is nothing to do (one read, no DDL: DDL takes locks that queue behind writers)."""
     latest = migrations[-1].version
@@ -179,10 +218,12 @@ def migrate(
             if migration.version <= done:
                 continue
             if migration.creates_event_store_tables:
-                create_event_store_tables()
+                events.create_tables()
             with database.transaction(commit=True) as cursor:
                 for statement in migration.statements(database):
                     cursor.execute(statement)
+                if migration.backfill is not None:
+                    migration.backfill(database, cursor, events)
                 _record(database, cursor, migration)
             logger.info("schema migrated to version %s: %s", migration.version, migration.description)
             applied.append(migration.version)

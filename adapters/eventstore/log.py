@@ -7,9 +7,12 @@ import logging
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any, ClassVar
+from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import Recording
+from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.sqlite import SQLiteRecorder
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 from adapters.database.url import DatabaseSettings
@@ -46,9 +49,14 @@ class SessionLog(Application[Any]):
 
     def create_tables(self) -> None:
         """The event store's own tables (see `adapters.database.schema`, migration 1)."""
-        self.recorder.create_table()  # type: ignore[attr-defined]
-        if self.snapshots is not None:
-            self.snapshots.recorder.create_table()  # type: ignore[attr-defined]
+        for recorder in (self.recorder, self.snapshots.recorder if self.snapshots else None):
+            if isinstance(recorder, PostgresRecorder | SQLiteRecorder):
+                recorder.create_table()
+
+    def conversation_of(self, session_uuid: UUID) -> str | None:
+        """The conversation a stored session is linked to (for the schema's backfills)."""
+        session: object = self.repository.get(session_uuid)
+        return session.external_conversation_id if isinstance(session, Session) else None
 
     def on_saved(self, listener: Callable[[], None]) -> None:
         """Calls `listener` after every save made by this process (e.g. to wake a projector)."""

@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from inspect import unwrap
 from typing import Any
 from uuid import UUID
 
@@ -44,7 +45,7 @@ from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcem
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
 PIPELINE_LIMIT_BYTES = 1_000_000
-_library_insert_events = PostgresApplicationRecorder.insert_events.__wrapped__  # type: ignore[attr-defined]
+_library_insert_events = unwrap(PostgresApplicationRecorder.insert_events)
 
 
 @dataclass(frozen=True)
@@ -80,20 +81,32 @@ def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
     return rows
 
 
+_SET_CONVERSATION = "UPDATE session_directory SET external_conversation_id = %s WHERE number = %s"
+
+
+def conversation_update(announcement: object) -> tuple[str, int] | None:
+    """(conversation id, session number) when the save linked the session to a conversation, so
+    that `session_directory` can find sessions by conversation."""
+    if not isinstance(announcement, Announcement) or announcement.session_update is None:
+        return None
+    conversation_id = announcement.session_update.get("external_conversation_id")
+    return (str(conversation_id), announcement.session_id) if conversation_id is not None else None
+
+
 class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
     """Snapshots: the library's recorder, giving up promptly when the store is unreachable."""
 
-    insert_events = _fail_fast(PostgresAggregateRecorder.insert_events.__wrapped__)  # type: ignore[attr-defined]
-    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    insert_events = _fail_fast(unwrap(PostgresAggregateRecorder.insert_events))
+    select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
 
 
 class SessionLogPostgresRecorder(PostgresApplicationRecorder):
-    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
     select_notifications = _fail_fast(
-        PostgresApplicationRecorder.select_notifications.__wrapped__  # type: ignore[attr-defined]
+        unwrap(PostgresApplicationRecorder.select_notifications)
     )
     max_notification_id = _fail_fast(
-        PostgresApplicationRecorder.max_notification_id.__wrapped__  # type: ignore[attr-defined]
+        unwrap(PostgresApplicationRecorder.max_notification_id)
     )
 
     @_fail_fast
@@ -118,6 +131,9 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                 " VALUES (%s, %s, %s, %s, %s)",
                 (entry.number, entry.session_uuid, entry.account_id, entry.user_id, entry.created_at),
             )
+        linked = conversation_update(kwargs.get("announcement"))
+        if linked is not None:
+            curs.execute(_SET_CONVERSATION, linked)
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             curs.executemany(
@@ -158,7 +174,8 @@ class SessionLogPostgresFactory(PostgresFactory):
         super().__init__(env)
         options = json.loads(self.env.get(LIBPQ_OPTIONS) or "{}")
         if options:
-            self.datastore.pool.kwargs = {**(self.datastore.pool.kwargs or {}), **options}
+            pool = self.datastore.pool
+            pool.kwargs = {**(pool.kwargs if isinstance(pool.kwargs, dict) else {}), **options}
 
 
 class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
@@ -179,6 +196,9 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                     to_sqlite_time(entry.created_at),
                 ),
             )
+        linked = conversation_update(kwargs.get("announcement"))
+        if linked is not None:
+            c.execute("UPDATE session_directory SET external_conversation_id = ? WHERE number = ?", linked)
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             c.executemany(

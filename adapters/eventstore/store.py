@@ -31,10 +31,11 @@ class EventSourcedSessionStore:
             raise SessionNotFound(number)
         with store_errors():
             try:
-                session = self._log.repository.get(Session.create_id(number))
+                session: object = self._log.repository.get(Session.create_id(number))
             except AggregateNotFoundError:
                 raise SessionNotFound(number) from None
-        assert isinstance(session, Session)
+        if not isinstance(session, Session):
+            raise TypeError(f"aggregate of session {number} is a {type(session).__name__}")
         return session
 
     def save(self, session: Session, announcement: Announcement | None = None) -> None:
@@ -65,10 +66,17 @@ class EventSourcedSessionStore:
             return set()
         return self._db.select_recorded_event_ids(number, event_ids)
 
-    def numbers_in_scope(self, scope: Scope, page: Page) -> Sequence[int]:
-        rows = self._db.fetch_all(
-            "SELECT number FROM session_directory WHERE account_id = %s AND user_id = %s"
-            " ORDER BY number DESC LIMIT %s OFFSET %s",
-            (scope.account_id, scope.user_id, page.limit, page.offset),
-        )
+    def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
+        if conversation_id is None:
+            rows = self._db.fetch_all(
+                "SELECT number FROM session_directory WHERE account_id = %s AND user_id = %s"
+                " ORDER BY number DESC LIMIT %s OFFSET %s",
+                (scope.account_id, scope.user_id, page.limit, page.offset),
+            )
+        else:
+            rows = self._db.fetch_all(
+                "SELECT number FROM session_directory WHERE account_id = %s AND user_id = %s"
+                " AND external_conversation_id = %s ORDER BY number DESC LIMIT %s OFFSET %s",
+                (scope.account_id, scope.user_id, conversation_id, page.limit, page.offset),
+            )
         return [int(row["number"]) for row in rows]

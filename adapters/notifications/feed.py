@@ -17,8 +17,18 @@ from application.scope import Scope
 PRUNED_THROUGH = "pruned_through"
 """A `feed_horizons` row: the highest position pruned from the feed."""
 
-_COLUMNS = "position, kind, session_id, account_id, user_id, payload"
-_READABLE = "(SELECT position FROM projection_tracking WHERE name = %s)"
+_READY_AFTER = (
+    "SELECT position, kind, session_id, account_id, user_id, payload FROM session_feed"
+    " WHERE position >= %s AND position <= (SELECT position FROM projection_tracking WHERE name = %s)"
+    " ORDER BY position, kind LIMIT %s"
+)
+_READY_FOR_SCOPE_AFTER = (
+    "SELECT position, kind, session_id, account_id, user_id, payload FROM session_feed"
+    " WHERE account_id = %s AND user_id = %s AND position >= %s"
+    " AND position <= (SELECT position FROM projection_tracking WHERE name = %s)"
+    " ORDER BY position, kind LIMIT %s"
+)
+"""A row is ready once the `session_events` projection has passed its position."""
 
 
 class NotificationFeed:
@@ -37,20 +47,14 @@ class NotificationFeed:
 
     def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
         """Ready notifications of every scope after `after`, in feed order."""
-        rows = self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM session_feed WHERE position >= %s AND position <= {_READABLE}"
-            " ORDER BY position, kind LIMIT %s",
-            (after.position, PROJECTION_NAME, limit + 2),
-        )
+        rows = self._db.fetch_all(_READY_AFTER, (after.position, PROJECTION_NAME, limit + 2))
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
         if after.position < self._horizon(PRUNED_THROUGH) or after.position > self.readable_position():
             return None  # pruned since, or from another log (a database replaced or reset)
         rows = self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM session_feed WHERE account_id = %s AND user_id = %s AND position >= %s"
-            f" AND position <= {_READABLE} ORDER BY position, kind LIMIT %s",
-            (scope.account_id, scope.user_id, after.position, PROJECTION_NAME, limit + 2),
+            _READY_FOR_SCOPE_AFTER, (scope.account_id, scope.user_id, after.position, PROJECTION_NAME, limit + 2)
         )
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 

@@ -117,8 +117,8 @@ class SessionEventsProjection:
             domain_event = self._log.mapper.to_domain_event(notification)
             if isinstance(domain_event, Session.EventRecorded):
                 recorded.append((domain_event, notification.id))
-            elif isinstance(domain_event, Session.Started):
-                self._numbers[domain_event.originator_id] = domain_event.number  # type: ignore[attr-defined]
+            elif isinstance(domain_event, Session.Created):  # the session's `Started` event
+                self._numbers[domain_event.originator_id] = getattr(domain_event, "number")  # noqa: B009 (made by @event)
         rows = self._rows(recorded)
         end = notifications[-1].id
         try:

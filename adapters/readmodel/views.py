@@ -38,15 +38,14 @@ class ReadModelEventViews:
     def _rows_if_projected_to(self, head: int, session_id: int, query: EventQuery) -> list[Any] | None:
         db = self._db
         direction = "DESC" if query.order is Order.DESC else "ASC"
-        statement = (
-            "SELECT id, session_id, sequence, event_type, sent_at, received_at,"
-            f" {db.json_text('data')}, {db.json_text('metadata')} FROM session_events WHERE session_id = %s"
-        )
+        data, metadata = db.json_text("data"), db.json_text("metadata")
+        columns = f"id, session_id, sequence, event_type, sent_at, received_at, {data}, {metadata}"
+        statement = f"SELECT {columns} FROM session_events WHERE session_id = %s"  # noqa: S608 (our columns)
         params: list[object] = [session_id]
         if query.event_type is not None:
             statement += " AND event_type = %s"
             params.append(query.event_type.value)
-        statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"
+        statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"  # ASC or DESC only
         params += [query.limit, query.offset]
         with db.transaction(commit=False) as cursor:
             db.snapshot_reads(cursor)

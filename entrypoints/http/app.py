@@ -73,8 +73,11 @@ def list_sessions(
     sessions: SessionService,
     limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE),
     offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET),
+    conversation_id: str | None = Parameter(
+        default=None, max_length=1000, description="only sessions whose external_conversation_id is this"
+    ),
 ) -> Response[SessionsEnvelope]:
-    found = sessions.list_sessions(caller, Page.parse(limit, offset))
+    found = sessions.list_sessions(caller, Page.parse(limit, offset), conversation_id or None)
     return _json({"data": [session_wire(s) for s in found]})
 
 

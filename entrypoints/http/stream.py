@@ -76,9 +76,9 @@ async def notifications(
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
             else:
-                for notification in backlog:
-                    yield notification
-                    sent = notification.cursor
+                for missed in backlog:
+                    yield missed
+                    sent = missed.cursor
         while True:
             try:
                 notification = await subscription.next(timeout=keepalive)

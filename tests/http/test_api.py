@@ -293,3 +293,16 @@ def test_a_missing_session_is_404_whatever_the_body(client: httpx.Client) -> Non
     ):
         response = client.post(path, content=body)
         assert (response.status_code, response.json()) == (404, {"status": "not_found", "error": "Session not found"})
+
+
+def test_sessions_are_listed_by_conversation(client: httpx.Client) -> None:
+    linked = new_session(client)["id"]
+    new_session(client)
+    conversation = f"conv-{uuid.uuid4()}"
+    started = event(event_type="conversation_started", data={"conversation_id": conversation})
+    assert client.post(f"/api/sessions/{linked}/events", json=started).status_code == 200
+    found = client.get("/api/sessions", params={"conversation_id": conversation})
+    assert found.status_code == 200
+    assert [s["id"] for s in found.json()["data"]] == [linked]
+    assert client.get("/api/sessions", params={"conversation_id": "conv-nobody"}).json()["data"] == []
+    assert client.get("/api/sessions", params={"conversation_id": "x" * 1001}).status_code == 422

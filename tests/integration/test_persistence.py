@@ -217,3 +217,19 @@ def test_large_but_legal_writes_go_through(service: Service, scope: Scope) -> No
     big = {**event(), "data": json.dumps({"blob": "y" * 6_000_000}).encode()}
     assert service.sessions.handle_event(scope, number, big).session.event_count == 1001
     assert len(service.sessions.get_events(scope, number, EventQuery(limit=1000))) == 1000
+
+
+def test_sessions_are_found_by_their_conversation(service: Service, scope: Scope) -> None:
+    first, second, other = (service.sessions.create_session(scope) for _ in range(3))
+    started = {"event_type": b'"conversation_started"', "sent_at": b'"2026-01-01T00:00:00Z"'}
+    for session, conversation in ((first, b"conv-a"), (second, b"conv-a"), (other, b"conv-b")):
+        data = b'{"conversation_id": "' + conversation + b'"}'
+        service.sessions.handle_events(scope, session.number, [{**started, "data": data}])
+    # A later, different conversation_started does not relink a session (the first one wins).
+    service.sessions.handle_event(scope, other.number, {**started, "data": b'{"conversation_id": "conv-a"}'})
+    found = service.sessions.list_sessions(scope, Page(), conversation_id="conv-a")
+    assert [s.number for s in found] == [second.number, first.number]
+    assert [s.number for s in service.sessions.list_sessions(scope, Page(limit=1), "conv-a")] == [second.number]
+    assert service.sessions.list_sessions(scope, Page(), conversation_id="conv-none") == []
+    stranger = Scope(scope.account_id, scope.user_id + 1)
+    assert service.sessions.list_sessions(stranger, Page(), conversation_id="conv-a") == []

@@ -14,7 +14,7 @@ import pytest
 from adapters.database import schema
 from adapters.database.url import DatabaseSettings
 from adapters.eventstore.log import open_session_log
-from application.queries import EventQuery
+from application.queries import EventQuery, Page
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
 from tests.conftest import STORES, require_postgres, settings_for, store_url
@@ -61,7 +61,7 @@ def test_a_0_1_0_database_is_migrated_in_place(kind: str, tmp_path: Path) -> Non
             event = {"event_type": b'"tool_called"', "sent_at": b'"2026-01-01T00:00:00Z"', "data": b"{}"}
             service.sessions.handle_event(scope, session.number, event)
             assert len(service.sessions.get_events(scope, session.number, EventQuery())) == 1
-            assert schema.migrate(database, service.log.create_tables) == []  # nothing left to do
+            assert schema.migrate(database, service.log) == []  # nothing left to do
         finally:
             service.close()
 
@@ -107,3 +107,30 @@ def test_libpq_options_in_the_url_reach_every_connection(tmp_path: Path) -> None
             assert names[0]["name"] == "se-options-check"
         finally:
             service.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_migration_3_finds_the_conversation_of_sessions_recorded_before_it(kind: str, tmp_path: Path) -> None:
+    with store_url(kind, tmp_path) as url:
+        service = bootstrap(settings_for(url), run_projection=False)
+        scope = Scope(5, 6)
+        linked, unlinked = service.sessions.create_session(scope), service.sessions.create_session(scope)
+        event = {"event_type": b'"conversation_started"', "sent_at": b'"2026-01-01T00:00:00Z"'}
+        service.sessions.handle_event(scope, linked.number, {**event, "data": b'{"conversation_id": "conv-old"}'})
+        service.sessions.handle_event(scope, unlinked.number, {**event, "data": b"{}"})
+        with service.database.transaction(commit=True) as cursor:  # back to the schema before migration 3
+            for statement in (
+                "DROP INDEX session_directory_conversation",
+                "ALTER TABLE session_directory DROP COLUMN external_conversation_id",
+                "DELETE FROM schema_migrations WHERE version = 3",
+            ):
+                cursor.execute(statement)
+        service.close()
+
+        migrated = bootstrap(settings_for(url), run_projection=False)
+        try:
+            found = migrated.sessions.list_sessions(scope, Page(), conversation_id="conv-old")
+            assert [s.number for s in found] == [linked.number]
+            assert migrated.sessions.list_sessions(Scope(5, 7), Page(), conversation_id="conv-old") == []
+        finally:
+            migrated.close()

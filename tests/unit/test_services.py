@@ -51,9 +51,15 @@ class FakeStore:
     def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
         return self.event_ids.get(number, set()) & set(event_ids)
 
-    def numbers_in_scope(self, scope: Scope, page: Page) -> Sequence[int]:
+    def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
         mine = sorted(
-            (n for n, s in self.sessions.items() if s.belongs_to(scope.account_id, scope.user_id)), reverse=True
+            (
+                n
+                for n, s in self.sessions.items()
+                if s.belongs_to(scope.account_id, scope.user_id)
+                and conversation_id in (None, s.external_conversation_id)
+            ),
+            reverse=True,
         )
         return mine[page.offset : page.offset + page.limit]
 
