@@ -14,6 +14,7 @@ from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints import cli
 from entrypoints.bootstrap import Service, bootstrap
+from tests.factories import raw_event
 
 
 def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
@@ -21,10 +22,7 @@ def test_rebuild_reproduces_the_read_model_and_status_reports_no_lag(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     number = service.sessions.create_session(scope).number
-    batch = [
-        {"event_type": b'"tool_called"', "sent_at": f'"2026-01-01T00:00:0{k % 10}Z"'.encode(), "data": b'{"k": 1.5}'}
-        for k in range(30)
-    ]
+    batch = [raw_event(sent_at=f"2026-01-01T00:00:0{k % 10}Z", data={"k": 1.5}) for k in range(30)]
     service.sessions.handle_events(scope, number, batch)
     before = service.sessions.get_events(scope, number, EventQuery(limit=1000))
 
@@ -44,7 +42,7 @@ def test_reads_during_a_rebuild_are_complete_or_503_never_partial(
     service: Service, scope: Scope, database_url: str
 ) -> None:
     number = service.sessions.create_session(scope).number
-    batch = [{"event_type": b'"tool_called"', "sent_at": b'"2026-01-01T00:00:00Z"', "data": b"{}"}] * 300
+    batch = [raw_event()] * 300
     service.sessions.handle_events(scope, number, batch)
     rebuilder = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
     done = threading.Event()

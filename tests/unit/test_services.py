@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Collection, Sequence
 from uuid import UUID, uuid4
 
@@ -15,6 +14,7 @@ from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
 from application.services import SessionFields, SessionService
 from domain.session import Session
+from tests.factories import raw_event
 
 OWNER = Scope(account_id=1, user_id=10)
 STRANGER = Scope(account_id=1, user_id=11)
@@ -67,12 +67,6 @@ class FakeViews:
         return []
 
 
-def event(**overrides: object) -> dict[str, bytes]:
-    values: dict[str, object] = {"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {}}
-    values.update(overrides)
-    return {k: json.dumps(v).encode() for k, v in values.items()}
-
-
 @pytest.fixture
 def store() -> FakeStore:
     return FakeStore()
@@ -98,7 +92,7 @@ def test_a_session_outside_the_scope_is_not_found(service: SessionService) -> No
     created = service.create_session(OWNER)
     for call in (
         lambda: service.get_session(STRANGER, created.number),
-        lambda: service.handle_event(STRANGER, created.number, event()),
+        lambda: service.handle_event(STRANGER, created.number, raw_event()),
         lambda: service.get_events(STRANGER, created.number, EventQuery()),
     ):
         with pytest.raises(SessionNotFound):
@@ -113,7 +107,7 @@ def test_not_found_comes_before_validation(service: SessionService) -> None:
 def test_handle_event_returns_the_session_as_updated(service: SessionService) -> None:
     number = service.create_session(OWNER).number
     handled = service.handle_event(
-        OWNER, number, event(event_type="conversation_started", data={"conversation_id": "c"})
+        OWNER, number, raw_event(event_type="conversation_started", data={"conversation_id": "c"})
     )
     assert handled.session.external_conversation_id == "c" and handled.new_event_count == 1
 
@@ -121,25 +115,25 @@ def test_handle_event_returns_the_session_as_updated(service: SessionService) ->
 def test_a_conflict_is_retried_until_it_succeeds(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     store.conflicts_to_raise = 3
-    handled = service.handle_events(OWNER, number, [event(), event()])
+    handled = service.handle_events(OWNER, number, [raw_event(), raw_event()])
     assert handled.session.event_count == 2 and store.sessions[number].event_count == 2
 
 
 def test_ids_already_recorded_are_not_recorded_again(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     first, second = str(uuid4()), str(uuid4())
-    service.handle_events(OWNER, number, [event(id=first)])
+    service.handle_events(OWNER, number, [raw_event(id=first)])
     saves = store.saves
-    again = service.handle_events(OWNER, number, [event(id=first), event(id=second), event(id=second)])
+    again = service.handle_events(OWNER, number, [raw_event(id=first), raw_event(id=second), raw_event(id=second)])
     assert again.new_event_count == 1 and again.session.event_count == 2
-    retry = service.handle_event(OWNER, number, event(id=first))
+    retry = service.handle_event(OWNER, number, raw_event(id=first))
     assert retry.new_event_count == 0 and store.saves == saves + 1
 
 
 def test_an_invalid_event_in_a_batch_stores_nothing(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     with pytest.raises(EventRejected) as rejected:
-        service.handle_events(OWNER, number, [event(), event(sent_at="never")])
+        service.handle_events(OWNER, number, [raw_event(), raw_event(sent_at="never")])
     assert rejected.value.index == 1
     assert store.sessions[number].event_count == 0
 
@@ -159,9 +153,9 @@ def test_listing_shows_only_the_callers_sessions_newest_first(service: SessionSe
 def test_each_recording_call_announces_what_it_newly_recorded(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     event_id = str(uuid4())
-    service.handle_events(OWNER, number, [event(id=event_id), event()])
-    service.handle_event(OWNER, number, event(event_type="session_status_changed", data={"new_status": "failed"}))
-    service.handle_event(OWNER, number, event(id=event_id))  # a retry records nothing, announces nothing
+    service.handle_events(OWNER, number, [raw_event(id=event_id), raw_event()])
+    service.handle_event(OWNER, number, raw_event(event_type="session_status_changed", data={"new_status": "failed"}))
+    service.handle_event(OWNER, number, raw_event(id=event_id))  # a retry records nothing, announces nothing
     assert store.announcements[1:] == [
         Announcement(number, 1, 10, event_count=2),
         Announcement(
