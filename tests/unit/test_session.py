@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from domain import side_effects
 from domain.event_types import EventType
 from domain.session import Session
-from domain.side_effects import NO_EFFECT, effect_of, link_conversation
+from domain.side_effects import NO_EFFECT, Effect, SessionFacts, effect_of, link_conversation, side_effect
 from domain.status import SessionStatus
 from tests.factories import new_event
 
@@ -152,3 +156,42 @@ def test_a_mutator_is_a_pure_function_of_session_and_data() -> None:
 )
 def test_event_types_accept_snake_and_camel_case(name: str, expected: EventType | None) -> None:
     assert EventType.parse(name) == expected
+
+
+def test_each_recorded_event_keeps_what_the_client_sent(session: Session) -> None:
+    sent_at = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+    given = new_event(EventType.FILE_MODIFIED, '{"path": "a.py", "n": 1.0}', sent_at=sent_at, metadata_json='{"m": 2}')
+    session.record([given, new_event()])
+    recorded = [e for e in session.collect_events() if isinstance(e, Session.EventRecorded)]
+    assert [(e.event_id, e.event_type, e.sent_at, e.data, e.metadata, e.sequence) for e in recorded[:1]] == [
+        (given.event_id, "file_modified", sent_at, '{"path": "a.py", "n": 1.0}', '{"m": 2}', 1)
+    ]
+    assert (recorded[1].metadata, recorded[1].sequence) == (None, 2)
+
+
+def test_a_failing_mutator_names_the_event_type_and_the_error(session: Session) -> None:
+    recorded = session.record([new_event(EventType.SESSION_STATUS_CHANGED, "[1]")])
+    assert recorded.notes[0].message.startswith("session_status_changed side effect failed: AttributeError(")
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the side-effect registry, so that a test may register without leaking."""
+    monkeypatch.setattr(side_effects, "_MUTATORS", dict(side_effects._MUTATORS))
+
+
+@pytest.mark.usefixtures("registry")
+def test_a_registered_side_effect_runs_when_its_event_is_recorded(session: Session) -> None:
+    def pause(facts: SessionFacts, data: Mapping[str, Any]) -> Effect:
+        return Effect(changes={"status": SessionStatus.CANCELLED.value})
+
+    assert side_effect(EventType.SESSION_PAUSED)(pause) is pause
+    session.record([new_event(EventType.SESSION_PAUSED)])
+    assert session.status == "cancelled"
+
+
+@pytest.mark.usefixtures("registry")
+def test_an_event_type_has_at_most_one_side_effect() -> None:
+    with pytest.raises(ValueError, match=r"^session_status_changed already has a side effect: <function change_status"):
+        side_effect(EventType.SESSION_STATUS_CHANGED)(lambda facts, data: NO_EFFECT)
+    assert side_effects._MUTATORS[EventType.SESSION_STATUS_CHANGED] is side_effects.change_status
