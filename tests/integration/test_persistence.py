@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
+from adapters.readmodel.projection import ProjectionConflict
 from adapters.settings import StoreSettings
 from application.errors import EventRejected, SessionNotFound
 from application.queries import EventQuery, Order, Page
@@ -153,13 +154,36 @@ def test_the_projection_never_applies_a_batch_twice(service: Service, scope: Sco
     service.sessions.handle_events(scope, number, [raw_event() for _ in range(25)])
     rival = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
     try:
-        rival.projection.catch_up()  # races the running worker; positions are compare-and-set
-    except Exception:
-        pass
+        rival.projection.catch_up()  # races the running worker: a conflict means carrying on from its position
     finally:
         rival.close()
     events = all_events(service, scope, number)
     assert [e.sequence for e in events] == list(range(1, 26))
+
+
+def test_a_projector_that_read_a_stale_position_gives_up_its_batch(
+    service: Service, scope: Scope, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compare-and-set: a batch is applied only if the position is still the one it was read at.
+    Here the rival's batch is a session's creation, which writes no row that could collide: only
+    the compare-and-set stops it from moving the position back behind rows already written."""
+    rival = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    try:
+        stale = rival.projection.head()
+        number = service.sessions.create_session(scope).number  # the next log entry: no event row
+        service.sessions.handle_events(scope, number, [raw_event() for _ in range(3)])
+        assert len(all_events(service, scope, number)) == 3  # the running projector has passed both
+        reached = service.projection.position()
+        assert reached > stale + 1
+
+        rival.projection.batch_size = 1
+        monkeypatch.setattr(rival.projection, "position", lambda: stale)  # read before the running one moved
+        with pytest.raises(ProjectionConflict):
+            rival.projection.process_batch()
+        assert service.projection.position() == reached
+        assert [e.sequence for e in all_events(service, scope, number)] == [1, 2, 3]
+    finally:
+        rival.close()
 
 
 json_values = st.recursive(
