@@ -13,12 +13,9 @@ from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
 from tests.conftest import STORES, settings_for, store_url
+from tests.factories import raw_event
 
-EVENT = {
-    "event_type": b'"session_status_changed"',
-    "sent_at": b'"2026-01-01T00:00:00Z"',
-    "data": b'{"new_status": "failed"}',
-}
+EVENT = raw_event(event_type="session_status_changed", data={"new_status": "failed"})
 
 
 @pytest.mark.parametrize("kind", STORES)

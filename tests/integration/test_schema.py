@@ -18,6 +18,7 @@ from application.queries import EventQuery, Page
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
 from tests.conftest import STORES, require_postgres, settings_for, store_url
+from tests.factories import raw_event
 
 
 def _as_release_0_1_0_left_it(url: str) -> None:
@@ -58,8 +59,7 @@ def test_a_0_1_0_database_is_migrated_in_place(kind: str, tmp_path: Path) -> Non
             assert tracked == ["session_events"]
             scope = Scope(1, 2)
             session = service.sessions.create_session(scope)
-            event = {"event_type": b'"tool_called"', "sent_at": b'"2026-01-01T00:00:00Z"', "data": b"{}"}
-            service.sessions.handle_event(scope, session.number, event)
+            service.sessions.handle_event(scope, session.number, raw_event())
             assert len(service.sessions.get_events(scope, session.number, EventQuery())) == 1
             assert schema.migrate(database, service.log) == []  # nothing left to do
         finally:
@@ -115,9 +115,9 @@ def test_migration_3_finds_the_conversation_of_sessions_recorded_before_it(kind:
         service = bootstrap(settings_for(url), run_projection=False)
         scope = Scope(5, 6)
         linked, unlinked = service.sessions.create_session(scope), service.sessions.create_session(scope)
-        event = {"event_type": b'"conversation_started"', "sent_at": b'"2026-01-01T00:00:00Z"'}
-        service.sessions.handle_event(scope, linked.number, {**event, "data": b'{"conversation_id": "conv-old"}'})
-        service.sessions.handle_event(scope, unlinked.number, {**event, "data": b"{}"})
+        started = raw_event(event_type="conversation_started", data={"conversation_id": "conv-old"})
+        service.sessions.handle_event(scope, linked.number, started)
+        service.sessions.handle_event(scope, unlinked.number, raw_event(event_type="conversation_started"))
         with service.database.transaction(commit=True) as cursor:  # back to the schema before migration 3
             for statement in (
                 "DROP INDEX session_directory_conversation",
