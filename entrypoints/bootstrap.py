@@ -26,6 +26,10 @@ from application.services import SessionService
 
 @dataclass
 class Service:
+    """The wired service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
+    `tokens`, `notifier` (the `Notifier` port), `check_ready()`, `close_streams()`, `store_kind`
+    and `request_threads`; the rest is for commands and tests."""
+
     settings: StoreSettings
     log: SessionLog
     database: Database
@@ -40,6 +44,11 @@ class Service:
     def store_kind(self) -> str:
         """`sqlite` or `postgres`, as reported by `/health`."""
         return self.settings.kind
+
+    @property
+    def request_threads(self) -> int:
+        """How many blocking requests a serving process runs at once: one per pooled connection."""
+        return self.settings.pool_size + self.settings.max_overflow
 
     def check_ready(self) -> None:
         """Returns once the store answers; raises `StoreUnavailable` if it cannot be reached."""
