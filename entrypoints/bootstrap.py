@@ -32,9 +32,10 @@ PROJECTION_LEADER_LOCK = 0x5E55_10E5
 
 @dataclass
 class Service:
-    """A running service. Request handlers use `sessions`, `tokens`, `notifier`, `check_ready()`
-    and `close_streams()`; commands also drive the `projection`; `log` and `database` are there
-    for tests and the benchmark, which look beneath the ports."""
+    """A running service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
+    `tokens`, `notifier` (the `Notifier` port), `check_ready()`, `close_streams()`, `store_kind`,
+    `request_threads` and `keepalive_seconds`; commands also drive the `projection`; `log` and
+    `database` are there for tests and the benchmark, which look beneath the ports."""
 
     settings: Settings
     sessions: SessionService
@@ -50,6 +51,16 @@ class Service:
     def store_kind(self) -> str:
         """`sqlite` or `postgres`, as reported by `/health`."""
         return self.settings.database.kind
+
+    @property
+    def request_threads(self) -> int:
+        """How many blocking requests a serving process runs at once: one per pooled connection."""
+        return self.settings.request_threads
+
+    @property
+    def keepalive_seconds(self) -> float:
+        """Seconds between keep-alive comments on a live stream."""
+        return self.settings.keepalive_seconds
 
     def describe_store(self) -> str:
         """Where the data is (no password), for what a command tells its user."""
