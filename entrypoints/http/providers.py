@@ -69,6 +69,8 @@ def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
 
 
 Tokens = Annotated[TokenStore, Dependency(skip_validation=True)]
+Wired = Annotated[Service, Dependency(skip_validation=True)]
+"""The composition root's `Service`, as the health check sees it (not validated: it is no body)."""
 Notifications = Annotated[Notifier, Dependency(skip_validation=True)]
 """Ports as handler parameters. Litestar checks each injected value against its annotation with
 `isinstance`, which a Protocol only allows when `runtime_checkable`; the providers' own return

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import Response, get
 
-from entrypoints.bootstrap import Service
 from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.providers import Wired
 from entrypoints.http.schemas import Health, answer
 
 
@@ -17,6 +17,6 @@ from entrypoints.http.schemas import Health, answer
     operation_class=ContractOperation,
     sync_to_thread=True,
 )
-def health(service: Service) -> Response[Health]:
+def health(service: Wired) -> Response[Health]:
     service.check_ready()  # raises StoreUnavailable (503) if the store cannot be reached
     return answer(Health("ok", service.store_kind))
