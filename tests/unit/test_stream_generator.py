@@ -5,7 +5,8 @@ subscription always closed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import cast
 
 import pytest
 
@@ -90,6 +91,11 @@ def shown(item: StreamItem) -> object:
     return "keep-alive"
 
 
+def opened(notifier: FakeNotifier, last_seen: Cursor | None) -> AsyncGenerator[StreamItem, None]:
+    """The stream as a client holds it: a generator it may close early."""
+    return cast(AsyncGenerator[StreamItem, None], notifications(notifier, CALLER, last_seen))
+
+
 async def stream(notifier: FakeNotifier, last_seen: Cursor | None = None) -> list[object]:
     items = [shown(item) async for item in notifications(notifier, CALLER, last_seen)]
     assert notifier.subscription.closed
@@ -101,7 +107,7 @@ RESYNC = ("resync", NOW, "100.2")
 
 async def test_connected_comes_first_and_the_subscription_before_the_replay() -> None:
     notifier = FakeNotifier(backlog=[events(6)])
-    stream_items = notifications(notifier, CALLER, Cursor(5, 0))
+    stream_items = opened(notifier, Cursor(5, 0))
     assert shown(await anext(stream_items)) == "connected"
     assert notifier.calls == [("subscribe", CALLER)]
     assert shown(await anext(stream_items)) == "6"
@@ -155,7 +161,7 @@ async def test_the_stream_ends_when_the_service_closes_it() -> None:
 
 async def test_the_subscription_is_closed_when_the_client_goes() -> None:
     notifier = FakeNotifier(live=[events(1), events(2)])
-    stream_items = notifications(notifier, CALLER, None)
+    stream_items = opened(notifier, None)
     assert [shown(await anext(stream_items)) for _ in range(2)] == ["connected", "1"]
     assert not notifier.subscription.closed
     await stream_items.aclose()
