@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from litestar import Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.notifications import (
@@ -134,9 +134,10 @@ async def stream(
     caller: Scope,
     notifier: Notifications,
     keepalive: float,
-    last_event_id_header: str | None = Parameter(
-        header="last-event-id", default=None, description="The `id` of the last event received, to resume."
-    ),
+    last_event_id_header: Annotated[
+        str | None,
+        HeaderParameter(name="last-event-id", description="The `id` of the last event received, to resume."),
+    ] = None,
     last_event_id: str | None = Parameter(
         default=None, description="Same as the `Last-Event-ID` header, for clients that cannot set it."
     ),
