@@ -12,7 +12,7 @@ from application.scope import Scope
 from application.services import SessionService
 from application.validation import parse_session_fields
 from entrypoints.http import bodies
-from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.openapi import ContractOperation, OptionalBodyOperation, errors_documented
 from entrypoints.http.providers import ExactBody
 from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelope, answer, session_out
 
@@ -25,7 +25,7 @@ from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelo
     dto=ExactBody[NewSession],
     return_dto=None,
     responses=errors_documented(400, 401, 413, 422, 503),
-    operation_class=ContractOperation,
+    operation_class=OptionalBodyOperation,
     sync_to_thread=True,
 )
 def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -> Response[SessionEnvelope]:
@@ -47,7 +47,13 @@ def list_sessions(
     limit: int | None = Parameter(
         default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_SESSION_PAGE})"
     ),
-    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET, description="0 or more (default 0)"),
+    offset: int | None = Parameter(
+        default=None,
+        ge=0,
+        le=MAX_OFFSET,
+        description="0 or more (default 0)",
+        schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+    ),
 ) -> Response[SessionsEnvelope]:
     found = sessions.list_sessions(caller, Page.parse(limit, offset))
     return answer(SessionsEnvelope([session_out(s) for s in found]))
