@@ -40,6 +40,7 @@ _SIDE_EFFECTS = (
 
 @post(
     "/sessions/{session_id:int}/events",
+    tags=["events"],
     status_code=200,
     summary="Record one event",
     description=f"Answers the session as updated by the event. {_SIDE_EFFECTS}",
@@ -60,6 +61,7 @@ def record_event(
 
 @post(
     "/sessions/{session_id:int}/events/batch",
+    tags=["events"],
     status_code=200,
     summary="Record a batch of 1 to 1,000 events, all or nothing",
     description="`event_count` counts the events this call newly recorded (duplicates by `id` are not "
@@ -80,6 +82,7 @@ def record_events(
 
 @get(
     "/sessions/{session_id:int}/events",
+    tags=["events"],
     summary="Query a session's events",
     description="Ordered by `sent_at`, ties in the order the session recorded them, so that pages never "
     "repeat or skip an event; `order=desc` is the exact reverse.",

@@ -19,6 +19,7 @@ from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelo
 
 @post(
     "/sessions",
+    tags=["sessions"],
     status_code=201,
     summary="Create a session",
     description="Body `{}` (or none) or any of `type`, `agent`, `environment` (strings) and `state` (object).",
@@ -36,6 +37,7 @@ def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -
 
 @get(
     "/sessions",
+    tags=["sessions"],
     summary="List the caller's sessions, most recent first",
     responses=errors_documented(401, 422, 503),
     operation_class=ContractOperation,
@@ -61,6 +63,7 @@ def list_sessions(
 
 @get(
     "/sessions/{session_id:int}",
+    tags=["sessions"],
     summary="Get a session",
     responses=errors_documented(401, 404, 503),
     operation_class=ContractOperation,
