@@ -120,6 +120,6 @@ DEPENDENCIES = {
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "notifier": Provide(provide_notifier, sync_to_thread=False),
     "keepalive": Provide(provide_keepalive, sync_to_thread=False),
-    "service": Provide(provide_service, sync_to_thread=False),
 }
-"""What handlers may ask for by name (each is resolved only for the handlers that ask)."""
+"""What handlers may ask for by name (each is resolved only for the handlers that ask). The whole
+`Service` is not among them: only `/health` is given it, to ask whether the store answers."""

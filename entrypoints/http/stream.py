@@ -114,10 +114,11 @@ _SSE_EXAMPLE = (
 
 @get(
     "/stream",
+    tags=["notifications"],
     summary="Live notifications (Server-Sent Events)",
     description=f"The caller's notifications as Server-Sent Events. {_EVENTS} Resume with the `Last-Event-ID` "
-    "header (or `?last_event_id=`): what was missed is sent first. A comment is sent every 10 s to keep the "
-    "connection alive.",
+    "header (or `?last_event_id=`): what was missed is sent first. A comment is sent every "
+    f"{KEEPALIVE_SECONDS:g} s to keep the connection alive.",
     responses={
         200: ResponseSpec(
             str,
@@ -186,12 +187,14 @@ async def notifications_socket(
 
 @get(
     "/api/ws",
+    tags=["notifications"],
     status_code=426,
     summary="Live notifications (WebSocket)",
     description="A WebSocket (OpenAPI cannot describe one: this is its handshake). Connect with "
     "`Upgrade: websocket` and the token as `?token=` (browsers cannot set headers on a WebSocket). "
     f"Each message is a JSON object `{{event, id, data}}`. {_EVENTS} `keep-alive` messages (no id) come "
-    "every 10 s. The server closes with code 4401 for a missing or unknown token, 1001 when it shuts down. "
+    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing or unknown token, 1001 "
+    "when it shuts down. "
     "Resume with `?last_event_id=`. A plain HTTP request (without the upgrade) is answered 426.",
     responses={
         101: ResponseSpec(None, description="Switching Protocols: the WebSocket is open."),
