@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from application.scope import Scope
 
@@ -88,7 +88,6 @@ class SubscriptionClosed(Exception):
     """The service is shutting down."""
 
 
-@runtime_checkable  # Litestar checks injected dependencies with isinstance() against their annotation
 class Notifier(Protocol):
     """Delivers notifications to the clients connected to this process, whichever process
     handled the write."""
