@@ -35,5 +35,15 @@ class StoreUnavailable(Exception):
     """The store cannot be reached right now; the caller should retry later."""
 
 
+class ReadModelFailed(StoreUnavailable):
+    """A read model stopped on an event it could not project, before the position the read
+    needs; it answers again once it is fixed and retried, or rebuilt."""
+
+    def __init__(self, projection: str, position: int, error: str) -> None:
+        super().__init__(f"the {projection} read model failed at log position {position}: {error}")
+        self.projection = projection
+        self.position = position
+
+
 class ConcurrentUpdate(Exception):
     """Another writer saved the session first; the command must be decided again."""

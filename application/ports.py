@@ -7,7 +7,7 @@ from typing import Protocol
 from uuid import UUID
 
 from application.notifications import Announcement
-from application.queries import EventQuery, Page, RecordedEvent
+from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
 from domain.session import Session
 
@@ -45,6 +45,15 @@ class EventViews(Protocol):
     def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
         """Includes every event committed before the call (read your writes, for any client);
         raises `StoreUnavailable` if the read model cannot catch up promptly."""
+        ...
+
+
+class StatsViews(Protocol):
+    """The `session_stats` read model."""
+
+    def stats(self, session_id: int) -> SessionStats:
+        """Counts every event committed before the call (read your writes); raises
+        `StoreUnavailable` if the read model cannot catch up promptly."""
         ...
 
 

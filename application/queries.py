@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
@@ -97,3 +97,30 @@ class RecordedEvent:
     received_at: datetime
     data_json: str
     metadata_json: str | None
+
+
+@dataclass
+class ToolStats:
+    """One tool's calls in a session: `completed` calls got their result, `failures` of them with
+    `success: false`; `total_duration_ms` adds each completed call's result time minus call time."""
+
+    calls: int = 0
+    completed: int = 0
+    failures: int = 0
+    total_duration_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, int | float]:
+        return asdict(self)
+
+
+@dataclass
+class SessionStats:
+    """What a session's events add up to (the `session_stats` read model)."""
+
+    session_id: int
+    event_count: int = 0
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    by_type: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    tools: dict[str, ToolStats] = field(default_factory=dict)

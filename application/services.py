@@ -11,8 +11,8 @@ from typing import Any
 
 from application.errors import ConcurrentUpdate, SessionNotFound
 from application.notifications import Announcement
-from application.ports import EventViews, SessionStore
-from application.queries import EventQuery, Page, RecordedEvent
+from application.ports import EventViews, SessionStore, StatsViews
+from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
 from application.validation import RawFields, SessionFields, parse_event, parse_events
 from domain.session import NewEvent, Session
@@ -37,10 +37,12 @@ class SessionService:
         self,
         store: SessionStore,
         views: EventViews,
+        stats: StatsViews,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self._store = store
         self._views = views
+        self._stats = stats
         self._sleep = sleep
 
     def create_session(self, scope: Scope, fields: SessionFields | None = None) -> Session:
@@ -77,6 +79,11 @@ class SessionService:
     def get_events(self, scope: Scope, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
         self.get_session(scope, session_id)
         return self._views.events(session_id, query)
+
+    def get_stats(self, scope: Scope, session_id: int) -> SessionStats:
+        """What the session's events add up to, counting every event recorded before the call."""
+        self.get_session(scope, session_id)
+        return self._stats.stats(session_id)
 
     def _record(self, scope: Scope, session_id: int, parse: Callable[[], list[NewEvent]]) -> EventsHandled:
         """Decides and saves, again and again if other writers get there first: concurrent

@@ -4,12 +4,14 @@ which store it is on: it picks each dialect's adapters here, once."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from adapters.database import schema
 from adapters.database.base import Database, store_errors
-from adapters.database.coordination import FileLeadership, Leadership, PostgresListener, local_wakeup
+from adapters.database.coordination import FileLeadership, PostgresListener, local_wakeup
 from adapters.database.postgres import Postgres, reachability_problem
 from adapters.database.sqlite import SQLite
 from adapters.eventstore.log import SessionLog, open_session_log
@@ -17,8 +19,12 @@ from adapters.eventstore.recorders import SessionLogPostgresRecorder, SessionLog
 from adapters.eventstore.store import EventSourcedSessionStore
 from adapters.notifications.dispatcher import FeedNotifier
 from adapters.notifications.feed import NotificationFeed
-from adapters.readmodel.projection import FEED_CHANNEL, SessionEventsProjection
-from adapters.readmodel.views import ReadModelEventViews
+from adapters.readmodel.projection import FEED_CHANNEL, REBUILDING, ProjectionStatus, Projector, ReadModel
+from adapters.readmodel.rebuild import Rebuild, Rebuilt, is_rebuilding
+from adapters.readmodel.session_events import NAME as SESSION_EVENTS
+from adapters.readmodel.session_events import SessionEvents
+from adapters.readmodel.session_stats import SessionStatsModel
+from adapters.readmodel.views import ReadModelEventViews, ReadModelStatsViews, ReadYourWrites
 from adapters.readmodel.worker import ProjectionWorker
 from adapters.tokens import HashedTokenStore
 from application.errors import StoreUnavailable
@@ -27,7 +33,9 @@ from application.services import SessionService
 from entrypoints.settings import Settings
 
 PROJECTION_LEADER_LOCK = 0x5E55_10E5
-"""PostgreSQL advisory lock held by the process that projects ("session events")."""
+"""PostgreSQL advisory lock held by the process that projects `session_events` ("session events")."""
+READ_MODELS: tuple[ReadModel, ...] = (SessionEvents(), SessionStatsModel())
+"""Every read model the service keeps. A new projection is added here (docs/adding-a-projection.md)."""
 
 
 @dataclass
@@ -41,7 +49,7 @@ class Service:
     sessions: SessionService
     tokens: TokenStore
     notifier: FeedNotifier
-    projection: SessionEventsProjection
+    projectors: dict[str, Projector]
     log: SessionLog = field(repr=False)
     database: Database = field(repr=False)
     _background: list[ProjectionWorker | PostgresListener] = field(default_factory=list, repr=False)
@@ -65,6 +73,25 @@ class Service:
     def describe_store(self) -> str:
         """Where the data is (no password), for what a command tells its user."""
         return self.settings.database.describe()
+
+    @property
+    def projection(self) -> Projector:
+        """The `session_events` projector, whose progress makes events (and notifications) readable."""
+        return self.projectors[SESSION_EVENTS]
+
+    def rebuild(self, name: str, on_progress: Callable[[int], None] | None = None) -> Rebuilt:
+        """Rebuilds a read model beside the live one and swaps it in (see `adapters.readmodel.rebuild`)."""
+        projector = self.projectors[name]
+        return Rebuild(projector.model, self.log, self.database, live=projector).run(on_progress)
+
+    def projection_statuses(self) -> list[ProjectionStatus]:
+        statuses = []
+        for projector in self.projectors.values():
+            status = projector.status()
+            if is_rebuilding(self.database, projector.name):
+                status = replace(status, state=REBUILDING)
+            statuses.append(status)
+        return statuses
 
     def check_ready(self) -> None:
         """Returns once the store answers; raises `StoreUnavailable` if it cannot be reached."""
@@ -97,45 +124,60 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
     database = _database(settings, log)
     schema.migrate(database, log)
 
-    projection = SessionEventsProjection(log, database)
-    feed_news = threading.Event()
-    log_news = threading.Event()
+    projectors = {
+        model.name: Projector(model, log, database, announce=model.name == SESSION_EVENTS)
+        for model in READ_MODELS
+    }
     background: list[ProjectionWorker | PostgresListener] = []
-    leadership: Leadership
+    workers: list[ProjectionWorker] = []
     if settings.database.kind == "postgres":
         assert isinstance(database, Postgres)  # noqa: S101 (chosen by the same settings)
-        log_channel = database.log_channel
-        listener = PostgresListener(settings.database, [log_channel, FEED_CHANNEL], PROJECTION_LEADER_LOCK)
-        news_of_log, news_of_feed = listener.wakeup(log_channel), listener.wakeup(FEED_CHANNEL)
-        leadership = listener.leadership()
+        listener = PostgresListener(settings.database, [database.log_channel, FEED_CHANNEL])
+        news_of_feed = listener.wakeup(FEED_CHANNEL)
+        for name, projector in projectors.items():
+            leadership = listener.leadership(_leader_lock_key(name))
+            workers.append(ProjectionWorker(projector, leadership, listener.wakeup(database.log_channel)))
         background.append(listener)
     else:
-        log.on_saved(log_news.set)
-        projection.progress.on_advance(feed_news.set)
-        news_of_log, news_of_feed = local_wakeup(log_news), local_wakeup(feed_news)
-        leadership = FileLeadership(settings.database.sqlite_path)
+        feed_news = threading.Event()
+        projectors[SESSION_EVENTS].progress.on_advance(feed_news.set)
+        news_of_feed = local_wakeup(feed_news)
+        for name, projector in projectors.items():
+            log_news = threading.Event()
+            log.on_saved(log_news.set)
+            leadership = FileLeadership(settings.database.sqlite_path, name)
+            workers.append(ProjectionWorker(projector, leadership, local_wakeup(log_news)))
 
+    reads = ReadYourWrites(projectors, database)
     notifier = FeedNotifier(NotificationFeed(database), news_of_feed)
     service = Service(
         settings=settings,
         sessions=SessionService(
             store=EventSourcedSessionStore(log, database),
-            views=ReadModelEventViews(projection, database),
+            views=ReadModelEventViews(reads, database),
+            stats=ReadModelStatsViews(reads, database),
         ),
         tokens=HashedTokenStore(database),
         notifier=notifier,
-        projection=projection,
+        projectors=projectors,
         log=log,
         database=database,
         _background=background,
     )
     if run_projection:
-        worker = ProjectionWorker(projection, leadership, news_of_log)
-        background.insert(0, worker)  # stopped before the listener it relies on
+        background[:0] = workers  # stopped before the listener they rely on
         for part in reversed(background):
             part.start()
         notifier.start()
     return service
+
+
+def _leader_lock_key(projection: str) -> int:
+    """PostgreSQL advisory lock held by the process that projects `projection`. The first
+    projection keeps the key 0.1.0 used, so that an old and a new process never both lead it."""
+    if projection == SESSION_EVENTS:
+        return PROJECTION_LEADER_LOCK
+    return PROJECTION_LEADER_LOCK + zlib.crc32(projection.encode())
 
 
 def _store_problem(settings: Settings) -> str | None:

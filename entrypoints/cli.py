@@ -12,6 +12,8 @@ import logging
 import sys
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
 
 from application.errors import StoreUnavailable
 from entrypoints.settings import ENVIRONMENT
@@ -54,70 +56,126 @@ def _create_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_projections(args: argparse.Namespace) -> int:
+    from entrypoints.bootstrap import READ_MODELS
+
+    for model in READ_MODELS:
+        print(model.name)
+    return 0
+
+
 def _rebuild_projections(args: argparse.Namespace) -> int:
+    from adapters.readmodel.rebuild import RebuildInProgress
     from entrypoints.bootstrap import bootstrap
 
     service = bootstrap(run_projection=False)
     try:
+        names = args.names or list(service.projectors)
+        unknown = [name for name in names if name not in service.projectors]
+        if unknown:
+            print(f"session-events: no such projection: {', '.join(unknown)} (see projections list)", file=sys.stderr)
+            return 2
         print(f"store: {service.describe_store()}", file=sys.stderr)
-        projection = service.projection
-        head = projection.head()
-        started = time.monotonic()
-        projection.reset()
-        bar = ProgressBar(total=max(head, 1), enabled=sys.stdout.isatty() and not args.quiet)
-        projection.catch_up(on_progress=bar.show)
-        bar.finish()
-        elapsed = time.monotonic() - started
-        status = projection.status()
-        print(
-            f"rebuilt {status.name}: up to log position {status.position} in {elapsed:.1f} s; "
-            f"{status.behind} events behind the log now"
-        )
+        for name in names:
+            started = time.monotonic()
+            with RebuildProgress(name, service.projection.head(), quiet=args.quiet) as progress:
+                try:
+                    rebuilt = service.rebuild(name, on_progress=progress.advance)
+                except RebuildInProgress as error:
+                    print(f"session-events: {error}", file=sys.stderr)
+                    return 1
+            print(f"rebuilt {name}: up to log position {rebuilt.position} in {time.monotonic() - started:.1f} s")
     finally:
         service.close()
     return 0
+
+
+STALLED_AFTER_SECONDS = 60.0
 
 
 def _projection_status(args: argparse.Namespace) -> int:
+    """Exit status 1 when a projection has failed, or is behind and has not moved for a minute."""
     from entrypoints.bootstrap import bootstrap
 
     service = bootstrap(run_projection=False)
     try:
-        status = service.projection.status()
+        statuses = service.projection_statuses()
         store = service.describe_store()
     finally:
         service.close()
+    now = datetime.now(UTC)
+    unhealthy = [
+        s
+        for s in statuses
+        if s.state == "failed"
+        or (s.behind and s.updated_at is not None and (now - s.updated_at).total_seconds() > STALLED_AFTER_SECONDS)
+    ]
     if args.json:
-        print(json.dumps(asdict(status)))
-        return 0
+        print(json.dumps({"store": store, "projections": [_status_json(s) for s in statuses]}))
+        return 1 if unhealthy else 0
     print(f"store: {store}")
-    print(f"{'projection':<16} {'position':>10} {'log head':>10} {'behind':>8}  updated")
-    print(f"{status.name:<16} {status.position:>10} {status.head:>10} {status.behind:>8}  {status.updated_at or '-'}")
-    return 0
+    print(f"{'projection':<16} {'position':>10} {'log head':>10} {'behind':>8} {'seconds':>8}  {'state':<10} updated")
+    for s in statuses:
+        updated = s.updated_at.isoformat(timespec="seconds") if s.updated_at else "-"
+        lag = f"{s.behind:>8} {s.seconds_behind:>8.1f}"
+        print(f"{s.name:<16} {s.position:>10} {s.head:>10} {lag}  {s.state:<10} {updated}")
+        if s.error:
+            print(f"  failed at log position {s.failed_position}: {s.error}")
+    for s in unhealthy:
+        if s.state != "failed":
+            print(f"  {s.name} is behind and has not moved for over {STALLED_AFTER_SECONDS:.0f} s", file=sys.stderr)
+    return 1 if unhealthy else 0
 
 
-class ProgressBar:
-    """A one-line progress bar on a terminal; silent otherwise."""
+def _status_json(status: Any) -> dict[str, Any]:
+    fields = asdict(status)
+    fields["updated_at"] = status.updated_at.isoformat() if status.updated_at else None
+    return fields
 
-    def __init__(self, total: int, *, enabled: bool, width: int = 40) -> None:
-        self.total, self.enabled, self.width = total, enabled, width
-        self.started = time.monotonic()
 
-    def show(self, done: int) -> None:
-        if not self.enabled:
-            return
-        fraction = min(done / self.total, 1.0)
-        filled = int(fraction * self.width)
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        sys.stdout.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:6.1%}  position {done}/{self.total}"
-            f"  {rate:,.0f}/s"
-        )
-        sys.stdout.flush()
+class RebuildProgress:
+    """Events done, rate and ETA on a terminal (rich); a plain line every few seconds otherwise."""
 
-    def finish(self) -> None:
-        if self.enabled:
-            sys.stdout.write("\n")
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, name: str, head: int, *, quiet: bool) -> None:
+        self._name, self._head, self._quiet = name, max(head, 1), quiet
+        self._terminal = sys.stderr.isatty() and not quiet
+        self._last_line = time.monotonic()
+        self._bar: Any = None
+
+    def __enter__(self) -> RebuildProgress:
+        if self._terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>10,.0f} events/s"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(f"rebuilding {self._name}", total=self._head, rate=0.0)
+        self._started = time.monotonic()
+        return self
+
+    def advance(self, position: int) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=min(position, self._head), rate=position / elapsed)
+        elif not self._quiet and time.monotonic() - self._last_line >= self.PLAIN_EVERY:
+            self._last_line = time.monotonic()
+            print(
+                f"rebuilding {self._name}: position {position}/{self._head} ({position / elapsed:,.0f}/s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 MAX_SCOPE_ID = 2**63 - 1
@@ -160,8 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     projections = commands.add_parser("projections", help="inspect and rebuild read models")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)
-    rebuild = projection_commands.add_parser("rebuild", help="rebuild the session_events read model from the event log")
-    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    listing = projection_commands.add_parser("list", help="the name of each projection, one per line")
+    listing.set_defaults(run=_list_projections)
+    rebuild = projection_commands.add_parser(
+        "rebuild", help="rebuild read models from the event log without downtime (default: all of them)"
+    )
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild (see projections list)")
+    rebuild.add_argument("--quiet", action="store_true", help="no progress")
     rebuild.set_defaults(run=_rebuild_projections)
     status = projection_commands.add_parser("status", help="each projection's position and lag behind the log")
     status.add_argument("--json", action="store_true", help="machine-readable output")

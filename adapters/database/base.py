@@ -52,8 +52,13 @@ class Database(ABC):
             return list(cursor.fetchall())
 
     @abstractmethod
-    def schema_lock(self) -> AbstractContextManager[None]:
+    def named_lock(self, name: str, *, wait: bool) -> AbstractContextManager[bool]:
+        """A lock shared by every process of the deployment, held for the `with` block; yields
+        whether it was taken (always, if `wait`)."""
+
+    def schema_lock(self) -> AbstractContextManager[bool]:
         """Held while the schema is migrated: processes starting together take turns."""
+        return self.named_lock("schema", wait=True)
 
     def statement(self, sql: str) -> str:
         """`sql` as this dialect's driver wants it (see the module docstring)."""
@@ -97,8 +102,14 @@ class Database(ABC):
         """Public numbers of these aggregates (the `session_directory` table)."""
 
     @abstractmethod
-    def snapshot_reads(self, cursor: Any) -> None:
-        """Makes the rest of the cursor's transaction read from one snapshot."""
+    def snapshot_reads(self, cursor: Any, tables: Sequence[str] = ()) -> None:
+        """Makes the rest of the cursor's transaction read from one snapshot, taken once `tables`
+        are locked for reading: a rebuild that swaps a table in commits either wholly before
+        that snapshot or after the transaction."""
+
+    @abstractmethod
+    def tables_named_like(self, prefix: str) -> list[str]:
+        """Tables whose names start with `prefix` (leftovers of interrupted rebuilds)."""
 
     @abstractmethod
     def announce(self, cursor: Any, channel: str, payload: str) -> None:

@@ -59,26 +59,32 @@ class _EventWakeup:
 
 
 class PostgresListener:
-    """The one LISTEN-and-reconnect connection of a process (see the module docstring)."""
+    """The one LISTEN-and-reconnect connection of a process (see the module docstring). It holds
+    any number of leaderships (one advisory lock each) and wakes any number of waiters."""
 
-    def __init__(self, settings: DatabaseSettings, channels: Sequence[str], lock_key: int) -> None:
+    def __init__(self, settings: DatabaseSettings, channels: Sequence[str]) -> None:
         self._settings = settings
-        self._news = {channel: threading.Event() for channel in channels}
-        self._lock_key = lock_key
-        self._want_lead = threading.Event()
-        self._leading = threading.Event()
+        self._channels = list(channels)
+        self._waiters: dict[str, list[threading.Event]] = {channel: [] for channel in channels}
+        self._leases: dict[int, _Lease] = {}
+        self._lock = threading.Lock()
         self._lead_changed = threading.Condition()
         self._stopping = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self._backoff = 0.1
-        self._next_lock_attempt = 0.0
         self._thread = threading.Thread(target=self._run, name="session-events-listener", daemon=True)
 
     def wakeup(self, channel: str) -> Wakeup:
-        return _EventWakeup(self._news[channel])
+        """A waiter of its own on `channel` (waiters never take each other's news)."""
+        news = threading.Event()
+        with self._lock:
+            self._waiters[channel].append(news)
+        return _EventWakeup(news)
 
-    def leadership(self) -> Leadership:
-        return _ListenerLeadership(self)
+    def leadership(self, key: int) -> Leadership:
+        with self._lock:
+            lease = self._leases.setdefault(key, _Lease(key))
+        return _ListenerLeadership(self, lease)
 
     def start(self) -> None:
         self._thread.start()
@@ -93,11 +99,9 @@ class PostgresListener:
         while not self._stopping.is_set():
             try:
                 conn = self._conn if self._conn is not None else self._connect()
-                self._settle_leadership(conn)
+                self._settle_leaderships(conn)
                 for notification in conn.notifies(timeout=0.25, stop_after=1):
-                    news = self._news.get(notification.channel)
-                    if news is not None:
-                        news.set()
+                    self._wake(notification.channel)
                 self._backoff = 0.1
             except psycopg.Error as error:
                 logger.warning("listener connection lost (%s); reconnecting", error)
@@ -109,33 +113,43 @@ class PostgresListener:
                 self._disconnect()
                 self._stopping.wait(_MAX_BACKOFF)
 
+    def _wake(self, channel: str) -> None:
+        with self._lock:
+            waiters = list(self._waiters.get(channel, ()))
+        for news in waiters:
+            news.set()
+
     def _connect(self) -> psycopg.Connection[Any]:
         conn = dedicated_connection(self._settings, "session-events listener")
-        for channel in self._news:
+        for channel in self._channels:
             conn.execute(f'LISTEN "{channel}"')
         self._conn = conn
-        for news in self._news.values():  # whatever happened while disconnected: catch up now
-            news.set()
+        for channel in self._channels:  # whatever happened while disconnected: catch up now
+            self._wake(channel)
         return conn
 
-    def _settle_leadership(self, conn: psycopg.Connection[Any]) -> None:
-        if self._want_lead.is_set() and not self._leading.is_set():
-            if time.monotonic() < self._next_lock_attempt:
-                return
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
-            # Tell the waiter either way; a standby tries again a second later.
-            self._set_leading(bool(row and row[0]))
-            self._next_lock_attempt = time.monotonic() + _LEADERSHIP_GRANT_WAIT
-        elif not self._want_lead.is_set() and self._leading.is_set():
-            conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
-            self._set_leading(False)
+    def _settle_leaderships(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            leases = list(self._leases.values())
+        for lease in leases:
+            if lease.wanted.is_set() and not lease.held.is_set():
+                if time.monotonic() < lease.next_attempt:
+                    continue
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lease.key,)).fetchone()
+                # Tell the waiter either way; a standby tries again a second later.
+                self._set_held(lease, bool(row and row[0]))
+                lease.next_attempt = time.monotonic() + _LEADERSHIP_GRANT_WAIT
+            elif not lease.wanted.is_set() and lease.held.is_set():
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lease.key,))
+                self._set_held(lease, False)
 
-    def _set_leading(self, leading: bool) -> None:
+    def _set_held(self, lease: _Lease, held: bool) -> None:
         with self._lead_changed:
-            if leading:
-                self._leading.set()
+            if held:
+                lease.held.set()
             else:
-                self._leading.clear()
+                lease.held.clear()
+            lease.answered.set()
             self._lead_changed.notify_all()
 
     def _disconnect(self) -> None:
@@ -143,31 +157,45 @@ class PostgresListener:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
-        self._set_leading(False)  # a session advisory lock dies with its connection
+        with self._lock:
+            leases = list(self._leases.values())
+        for lease in leases:  # a session advisory lock dies with its connection
+            self._set_held(lease, False)
+
+
+class _Lease:
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.wanted = threading.Event()
+        self.held = threading.Event()
+        self.answered = threading.Event()
+        self.next_attempt = 0.0
 
 
 class _ListenerLeadership:
-    def __init__(self, listener: PostgresListener) -> None:
+    def __init__(self, listener: PostgresListener, lease: _Lease) -> None:
         self._listener = listener
+        self._lease = lease
 
     def acquire(self) -> bool:
-        listener = self._listener
-        if listener._leading.is_set():
+        lease = self._lease
+        if lease.held.is_set():
             return True
-        with listener._lead_changed:
-            listener._want_lead.set()
-            listener._lead_changed.wait(_LEADERSHIP_GRANT_WAIT)
-        return listener._leading.is_set()
+        with self._listener._lead_changed:
+            lease.answered.clear()
+            lease.wanted.set()
+            self._listener._lead_changed.wait_for(lease.answered.is_set, _LEADERSHIP_GRANT_WAIT)
+        return lease.held.is_set()
 
     def release(self) -> None:
-        self._listener._want_lead.clear()
+        self._lease.wanted.clear()
 
 
 class FileLeadership:
-    """SQLite: an exclusive lock on a file beside the database (`<db>.projection-lock`)."""
+    """SQLite: an exclusive lock on a file beside the database (`<db>.<projection>.projection-lock`)."""
 
-    def __init__(self, database_path: str) -> None:
-        self._lock_path = None if database_path == ":memory:" else database_path + ".projection-lock"
+    def __init__(self, database_path: str, name: str) -> None:
+        self._lock_path = None if database_path == ":memory:" else f"{database_path}.{name}.projection-lock"
         self._fd: int | None = None
 
     def acquire(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -11,11 +12,15 @@ from uuid import UUID
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import make_conninfo
+from psycopg.sql import SQL, Identifier
 
 from adapters.database.base import Database, store_errors
 from adapters.database.url import DatabaseSettings
 
-_SCHEMA_LOCK_KEY = 0x5E55_5C4E  # "session events schema"
+
+def _lock_key(name: str) -> int:
+    """A stable 63-bit advisory lock key for a lock name."""
+    return int.from_bytes(hashlib.blake2b(f"session-events/{name}".encode(), digest_size=8).digest()) >> 1
 
 
 class Postgres(Database):
@@ -33,13 +38,20 @@ class Postgres(Database):
             yield cursor
 
     @contextmanager
-    def schema_lock(self) -> Iterator[None]:
+    def named_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
+        key = _lock_key(name)
         with store_errors(), self.datastore.get_connection() as connection:
-            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            if wait:
+                connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+            else:
+                row = connection.execute("SELECT pg_try_advisory_lock(%s) AS taken", (key,)).fetchone()
+                if not (row and row["taken"]):
+                    yield False
+                    return
             try:
-                yield
+                yield True
             finally:
-                connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+                connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def fetch_all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         """A lone read needs no BEGIN/ROLLBACK around it (the pool's connections are in
@@ -88,8 +100,17 @@ class Postgres(Database):
         )
         return {row["session_uuid"]: int(row["number"]) for row in rows}
 
-    def snapshot_reads(self, cursor: Any) -> None:
+    def snapshot_reads(self, cursor: Any, tables: Sequence[str] = ()) -> None:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if tables:  # LOCK takes no snapshot: the first query after it does
+            cursor.execute(SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(SQL(", ").join(map(Identifier, tables))))
+
+    def tables_named_like(self, prefix: str) -> list[str]:
+        rows = self.fetch_all(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, %s)",
+            (prefix,),
+        )
+        return [row["tablename"] for row in rows]
 
     def announce(self, cursor: Any, channel: str, payload: str) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -15,8 +15,12 @@ Tables (PostgreSQL type / SQLite type where they differ):
 - `feed_horizons`: two positions in the feed's life: `rebuilt_from` (the log head when the read
   model was last reset for a rebuild: notifications up to there were already sent) and
   `pruned_through` (the highest position pruned from the feed);
-- `projection_tracking`: each projection's position in the log (compare-and-set);
+- `projection_tracking`: each projection's position in the log (compare-and-set), its state
+  (`live` or `failed`, with the error and the position of the event that failed), and the
+  position of a rebuild under way (a row named `<projection>__r<hex>`);
 - `session_events`: the events read model (its rows are a projection of the log);
+- `session_stats`, `session_stats_open_calls`: the stats read model (per session counts, and the
+  tool calls still waiting for their result);
 - `api_tokens`: SHA-256 hashes of API tokens and their scope;
 - `schema_migrations`: which of the migrations below a database has had.
 
@@ -137,6 +141,7 @@ _HORIZONS_OUT_OF_TRACKING = [
     "DELETE FROM projection_tracking WHERE name IN ('session_events_rebuilt_from', 'session_feed_pruned')",
 ]
 
+
 def _link_directory_to_conversations(database: Database, cursor: Any, events: EventStore) -> None:
     """Each session's conversation as its history decided it (loaded from the log: a linked
     session is found whichever rule linked it). Reads the directory through the migration's own
@@ -147,6 +152,60 @@ def _link_directory_to_conversations(database: Database, cursor: Any, events: Ev
         conversation_id = events.conversation_of(database.read_uuid(row["session_uuid"]))
         if conversation_id is not None:
             cursor.execute(update, (conversation_id, row["number"]))
+
+
+# The tables of each projection, as templates: a rebuild creates them beside the live ones under
+# other names (`{session_events}` becomes `session_events__r1a2b3c`), then swaps them in.
+# Index names follow their table's name, so that the two generations never collide.
+PROJECTION_TABLES: dict[str, dict[str, Sequence[str]]] = {
+    "session_events": {
+        "postgres": [
+            "CREATE TABLE {session_events} ("
+            " session_id bigint NOT NULL, sequence bigint NOT NULL, id uuid NOT NULL,"
+            " event_type text NOT NULL, sent_at timestamptz NOT NULL, received_at timestamptz NOT NULL,"
+            " data json NOT NULL, metadata json, position bigint NOT NULL,"
+            " PRIMARY KEY (session_id, sequence))",
+            "CREATE INDEX {session_events}_by_time ON {session_events} (session_id, sent_at, sequence)",
+            "CREATE INDEX {session_events}_by_type_and_time"
+            " ON {session_events} (session_id, event_type, sent_at, sequence)",
+        ],
+        "sqlite": [
+            "CREATE TABLE {session_events} ("
+            " session_id INTEGER NOT NULL, sequence INTEGER NOT NULL, id TEXT NOT NULL,"
+            " event_type TEXT NOT NULL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL,"
+            " data TEXT NOT NULL, metadata TEXT, position INTEGER NOT NULL,"
+            " PRIMARY KEY (session_id, sequence)) WITHOUT ROWID",
+            "CREATE INDEX {session_events}_by_time ON {session_events} (session_id, sent_at, sequence)",
+            "CREATE INDEX {session_events}_by_type_and_time"
+            " ON {session_events} (session_id, event_type, sent_at, sequence)",
+        ],
+    },
+    "session_stats": {
+        "postgres": [
+            "CREATE TABLE {session_stats} ("
+            " session_id bigint PRIMARY KEY, event_count bigint NOT NULL,"
+            " first_sent_at timestamptz, last_sent_at timestamptz,"
+            " by_type text NOT NULL, errors bigint NOT NULL, tools text NOT NULL)",
+            "CREATE TABLE {session_stats_open_calls} ("
+            " session_id bigint NOT NULL, tool_use_id text NOT NULL, tool_name text NOT NULL,"
+            " sent_at timestamptz NOT NULL, PRIMARY KEY (session_id, tool_use_id))",
+        ],
+        "sqlite": [
+            "CREATE TABLE {session_stats} ("
+            " session_id INTEGER PRIMARY KEY, event_count INTEGER NOT NULL,"
+            " first_sent_at TEXT, last_sent_at TEXT,"
+            " by_type TEXT NOT NULL, errors INTEGER NOT NULL, tools TEXT NOT NULL)",
+            "CREATE TABLE {session_stats_open_calls} ("
+            " session_id INTEGER NOT NULL, tool_use_id TEXT NOT NULL, tool_name TEXT NOT NULL,"
+            " sent_at TEXT NOT NULL, PRIMARY KEY (session_id, tool_use_id)) WITHOUT ROWID",
+        ],
+    },
+}
+
+
+def projection_tables(database: Database, projection: str, names: dict[str, str]) -> list[str]:
+    """The DDL of a projection's tables, under the given names (`{"session_events": "..."}`)."""
+    return [template.format(**names) for template in PROJECTION_TABLES[projection][database.name]]
 
 
 MIGRATIONS: Sequence[Migration] = (
@@ -183,6 +242,31 @@ MIGRATIONS: Sequence[Migration] = (
             " ON session_directory (account_id, user_id, external_conversation_id, number DESC)",
         ],
         backfill=_link_directory_to_conversations,
+    ),
+    Migration(
+        4,
+        "projections have a state (live or failed, with the error); the session_stats read model",
+        postgres=[
+            "ALTER TABLE projection_tracking ADD COLUMN state text NOT NULL DEFAULT 'live'",
+            "ALTER TABLE projection_tracking ADD COLUMN error text",
+            "ALTER TABLE projection_tracking ADD COLUMN failed_position bigint",
+            *[
+                t.format(session_stats="session_stats", session_stats_open_calls="session_stats_open_calls")
+                for t in PROJECTION_TABLES["session_stats"]["postgres"]
+            ],
+            "INSERT INTO projection_tracking (name, position) VALUES ('session_stats', 0)",
+        ],
+        sqlite=[
+            "ALTER TABLE projection_tracking ADD COLUMN state TEXT NOT NULL DEFAULT 'live'",
+            "ALTER TABLE projection_tracking ADD COLUMN error TEXT",
+            "ALTER TABLE projection_tracking ADD COLUMN failed_position INTEGER",
+            *[
+                t.format(session_stats="session_stats", session_stats_open_calls="session_stats_open_calls")
+                for t in PROJECTION_TABLES["session_stats"]["sqlite"]
+            ],
+            "INSERT INTO projection_tracking (name, position, updated_at)"
+            " VALUES ('session_stats', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        ],
     ),
 )
 LATEST = MIGRATIONS[-1].version

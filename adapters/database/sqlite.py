@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -38,16 +38,20 @@ class SQLite(Database):
             yield cursor
 
     @contextmanager
-    def schema_lock(self) -> Iterator[None]:
+    def named_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
         """An exclusive lock on a file beside the database (none is needed in memory)."""
         path = self.datastore.pool.db_name
         if path == ":memory:" or path.startswith("file:"):
-            yield
+            yield True
             return
-        fd = os.open(path + ".schema-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(f"{path}.{name}-lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)
 
@@ -100,8 +104,13 @@ class SQLite(Database):
             numbers.update({UUID(row["session_uuid"]): int(row["number"]) for row in rows})
         return numbers
 
-    def snapshot_reads(self, cursor: Any) -> None:
-        """A SQLite transaction already reads from one snapshot (WAL)."""
+    def snapshot_reads(self, cursor: Any, tables: Sequence[str] = ()) -> None:
+        """A SQLite transaction already reads from one snapshot (WAL), schema included."""
+
+    def tables_named_like(self, prefix: str) -> list[str]:
+        rows = self.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, %s) = %s",
+                              (len(prefix), prefix))
+        return [row["name"] for row in rows]
 
     def announce(self, cursor: Any, channel: str, payload: str) -> None:
         """Nothing to do: SQLite has no notifications; its listeners poll (see `coordination`)."""

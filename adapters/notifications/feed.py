@@ -10,10 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.database.base import Database
-from adapters.readmodel.projection import PROJECTION_NAME, REBUILT_FROM, tracked_position
+from adapters.readmodel.projection import tracked_position
+from adapters.readmodel.session_events import NAME as PROJECTION_NAME
 from application.notifications import Cursor, Notification
 from application.scope import Scope
 
+REBUILT_FROM = "rebuilt_from"
+"""A `feed_horizons` row: the log head when 0.1.0 last rebuilt the read model in place (it
+emptied it first); notifications up to there had been sent already. Rebuilds no longer rewind."""
 PRUNED_THROUGH = "pruned_through"
 """A `feed_horizons` row: the highest position pruned from the feed."""
 

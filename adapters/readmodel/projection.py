@@ -1,33 +1,73 @@
-"""The projection that keeps `session_events` in step with the session log.
+"""What every projection shares, so that a read model is only its tables and a function from a
+batch of recorded events to rows (a `ReadModel`; see docs/adding-a-projection.md).
 
-Exactly once: each batch of up to `batch_size` log notifications is written together with the
-projection's new position in one transaction, and the position only moves from the value the
-batch was read at (compare-and-set), so a batch is never applied twice nor skipped, even if two
-processes were to project at once. Batching is what makes it fast: one commit per batch, not one
-per event (the library's stock runner commits per event)."""
+A `Projector` keeps one read model in step with the session log:
+- exactly once: each batch of up to `batch_size` log events is written together with the
+  projection's new position in one transaction, and the position only moves from the value the
+  batch was read at (compare-and-set): a batch is never applied twice nor skipped, even if two
+  processes were to project at once;
+- batched: one commit per batch, not one per event;
+- seen when it fails: if the read model raises on an event, the events before it are kept, the
+  projection's state becomes `failed` with that event's position and the error, and it stops
+  there (never skipping it) until it is retried (a process start, or a rebuild);
+- the same machinery builds a new generation of the tables beside the live one for a rebuild
+  (`tables` maps each table to the name it is written under; see `rebuild.py`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.database.base import Database, store_errors
+from adapters.database.base import UNREACHABLE, Database, store_errors
 from adapters.eventstore.log import SessionLog
+from application.errors import StoreUnavailable
 from domain.session import Session
 
 logger = logging.getLogger("session_events.projection")
 
-PROJECTION_NAME = "session_events"
-REBUILT_FROM = "rebuilt_from"
-"""A `feed_horizons` row: the log head when the read model was last reset for a rebuild."""
 FEED_CHANNEL = "session_feed"
+"""Told (on PostgreSQL) whenever `session_events` moves on: notifications may have become readable."""
 MAX_CONFLICTS_WITHOUT_PROGRESS = 50
+LIVE, FAILED, REBUILDING = "live", "failed", "rebuilding"
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One event of the session log, as a read model sees it: its position in the log, the
+    public number of its session, and the domain event (`Started` or `EventRecorded`)."""
+
+    position: int
+    session_number: int
+    event: Any
+
+    @property
+    def recorded(self) -> Session.EventRecorded | None:
+        return self.event if isinstance(self.event, Session.EventRecorded) else None
+
+
+class ReadModel(Protocol):
+    """A projection's own part: its name, its tables (templates in `adapters.database.schema`),
+    and how a batch of log events changes them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[str]:
+        """The base names of its tables (as in `adapters.database.schema.PROJECTION_TABLES`)."""
+        ...
+
+    def write(self, db: Database, cursor: Any, tables: Mapping[str, str], batch: Sequence[LogEvent]) -> None:
+        """Writes what `batch` changes, with `cursor` (inside the projector's transaction), into
+        the tables named `tables[table]`. Must be deterministic: a rebuild replays the same log."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -36,20 +76,28 @@ class ProjectionStatus:
     position: int
     head: int
     behind: int
-    updated_at: str | None
+    state: str
+    updated_at: datetime | None
+    error: str | None = None
+    failed_position: int | None = None
+    seconds_behind: float = 0.0
+    """How long ago the oldest event not yet projected was recorded (0 when caught up)."""
 
 
 class ProjectionConflict(Exception):
     """Another projector moved the position first; the batch was rolled back."""
 
 
-def tracked_position(database: Database, name: str) -> int:
-    rows = database.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (name,))
-    return int(rows[0]["position"]) if rows else 0
+class ProjectionFailed(Exception):
+    """The read model raised on an event; the projection stopped before it."""
+
+    def __init__(self, name: str, position: int, error: str) -> None:
+        super().__init__(f"projection {name} failed at log position {position}: {error}")
+        self.name, self.position, self.error = name, position, error
 
 
 class Progress:
-    """The position this process last saw the projection reach, and a way to wait for more."""
+    """The position this process last saw a projection reach, and a way to wait for more."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -73,69 +121,169 @@ class Progress:
         with self._condition:
             self._condition.wait(timeout)
 
-    def rewind(self) -> None:
-        with self._condition:
-            self.position = 0
+
+def tracked_position(database: Database, name: str) -> int:
+    rows = database.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (name,))
+    return int(rows[0]["position"]) if rows else 0
 
 
-class SessionEventsProjection:
-    def __init__(self, log: SessionLog, database: Database, batch_size: int = 1000) -> None:
-        self._log = log
+class SessionNumbers:
+    """Aggregate id -> public session number, learnt from the log and `session_directory`."""
+
+    LIMIT = 100_000
+
+    def __init__(self, database: Database) -> None:
         self._db = database
+        self._numbers: dict[UUID, int] = {}
+
+    def learn(self, session_uuid: UUID, number: int) -> None:
+        self._numbers[session_uuid] = number
+
+    def of(self, session_uuids: set[UUID]) -> Mapping[UUID, int]:
+        if len(self._numbers) > self.LIMIT:
+            self._numbers.clear()
+        unknown = session_uuids - self._numbers.keys()
+        if unknown:
+            self._numbers.update(self._db.session_numbers_of(unknown))
+        return self._numbers
+
+
+class Projector:
+    def __init__(
+        self,
+        model: ReadModel,
+        log: SessionLog,
+        database: Database,
+        *,
+        tracking_name: str | None = None,
+        tables: Mapping[str, str] | None = None,
+        batch_size: int = 1000,
+        announce: bool = False,
+    ) -> None:
+        self.model = model
+        self.name = tracking_name or model.name
+        self.tables = dict(tables or {table: table for table in model.tables})
         self.batch_size = batch_size
         self.progress = Progress()
-        self._numbers: dict[UUID, int] = {}
-        self._insert = database.statement(
-            "INSERT INTO session_events (session_id, sequence, id, event_type, sent_at,"
-            " received_at, data, metadata, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        )
+        self._log = log
+        self._db = database
+        self._announce = announce
+        self._numbers = SessionNumbers(database)
         self._advance = database.statement(
             "UPDATE projection_tracking SET position = %s, updated_at = %s"
-            " WHERE name = %s AND position = %s RETURNING position"
+            " WHERE name = %s AND position = %s AND state = 'live' RETURNING position"
         )
 
-    def position(self) -> int:
-        position = tracked_position(self._db, PROJECTION_NAME)
-        self.progress.advanced_to(position)
-        return position
-
+    # --- reading the log ---------------------------------------------------------------------
     def head(self) -> int:
         """The position of the last event in the log."""
         with store_errors():
             return int(self._log.recorder.max_notification_id() or 0)
 
-    def process_batch(self) -> int:
-        """Projects the next batch; returns how many log notifications it consumed."""
-        start = self.position()
-        notifications = self._log.recorder.select_notifications(
-            start=start, limit=self.batch_size, inclusive_of_start=False
-        )
+    def position(self) -> int:
+        position = tracked_position(self._db, self.name)
+        self.progress.advanced_to(position)
+        return position
+
+    def read_log(self, after: int, limit: int) -> tuple[list[LogEvent], int]:
+        """Up to `limit` log events after `after`, and the position the batch ends at."""
+        with store_errors():
+            notifications = self._log.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         if not notifications:
+            return [], after
+        decoded = [(n.id, self._log.mapper.to_domain_event(n)) for n in notifications]
+        for _, event in decoded:
+            if isinstance(event, Session.Created):  # `Started`: made by @event, it carries the number
+                self._numbers.learn(event.originator_id, getattr(event, "number"))  # noqa: B009
+        numbers = self._numbers.of({event.originator_id for _, event in decoded})
+        batch = [LogEvent(position, numbers[event.originator_id], event) for position, event in decoded]
+        return batch, notifications[-1].id
+
+    # --- projecting --------------------------------------------------------------------------
+    def process_batch(self) -> int:
+        """Projects the next batch; returns how many log events it consumed. Raises
+        `ProjectionConflict` if another projector moved first, `ProjectionFailed` if the read
+        model raised (after keeping the events before the one that failed)."""
+        self._raise_if_failed()
+        start = self.position()
+        batch, end = self.read_log(start, self.batch_size)
+        if not batch:
             return 0
-        recorded: list[tuple[Session.EventRecorded, int]] = []
-        for notification in notifications:
-            domain_event = self._log.mapper.to_domain_event(notification)
-            if isinstance(domain_event, Session.EventRecorded):
-                recorded.append((domain_event, notification.id))
-            elif isinstance(domain_event, Session.Created):  # the session's `Started` event
-                self._numbers[domain_event.originator_id] = getattr(domain_event, "number")  # noqa: B009 (made by @event)
-        rows = self._rows(recorded)
-        end = notifications[-1].id
         try:
-            with self._db.transaction(commit=True) as cursor:
-                # Move the position first: a rival projector blocks on this row until we commit,
-                # then finds the position moved and gives up, before writing any row.
-                cursor.execute(self._advance, (end, self._db.now(), PROJECTION_NAME, start))
-                if not cursor.fetchall():
-                    raise ProjectionConflict(f"position moved from {start} by another projector")
-                if rows:
-                    cursor.executemany(self._insert, rows)
-                # Delivered on commit: tells every process's notifier that more is readable.
-                self._db.announce(cursor, FEED_CHANNEL, str(end))
-        except IntegrityError as error:  # a rival wrote these rows first (e.g. a rebuild beside the service)
-            raise ProjectionConflict(str(error)) from error
+            self._commit(start, end, batch)
+        except (ProjectionConflict, StoreUnavailable, *UNREACHABLE):
+            raise
+        except Exception as error:
+            if isinstance(error, IntegrityError):  # a rival wrote these rows first
+                raise ProjectionConflict(str(error)) from error
+            self._isolate_failure(start, batch, error)
+        return len(batch)
+
+    def _commit(self, start: int, end: int, batch: Sequence[LogEvent]) -> None:
+        with self._db.transaction(commit=True) as cursor:
+            self.apply_in(cursor, start, end, batch)
         self.progress.advanced_to(end)
-        return len(notifications)
+
+    def apply_in(self, cursor: Any, start: int, end: int, batch: Sequence[LogEvent]) -> None:
+        """Moves the position from `start` to `end` and writes the batch, with `cursor`. The
+        position moves first: a rival projector blocks on its row until this commits, then finds
+        it moved and gives up before writing anything."""
+        cursor.execute(self._advance, (end, self._db.now(), self.name, start))
+        if not cursor.fetchall():
+            raise ProjectionConflict(f"{self.name}: position moved from {start} (or the projection failed)")
+        if batch:
+            self.model.write(self._db, cursor, self.tables, batch)
+        if self._announce:
+            self._db.announce(cursor, FEED_CHANNEL, str(end))  # delivered on commit
+
+    def _isolate_failure(self, start: int, batch: Sequence[LogEvent], error: Exception) -> None:
+        """The batch failed as a whole: apply its events one by one, keeping those before the
+        one that fails, and record that one as the projection's failure."""
+        position = start
+        for event in batch:
+            try:
+                self._commit(position, event.position, [event])
+            except (ProjectionConflict, StoreUnavailable, IntegrityError, *UNREACHABLE):
+                raise
+            except Exception as failure:
+                self._fail(event.position, failure)
+            position = event.position
+        # Each event alone went through (a read model that failed only on the batch as a whole):
+        # everything is projected, and the error is logged.
+        logger.warning("projection %s: a batch failed (%r) but each of its events went through", self.name, error)
+
+    def _fail(self, position: int, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"[:2000]
+        with self._db.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._db.statement(
+                    "UPDATE projection_tracking SET state = 'failed', error = %s, failed_position = %s,"
+                    " updated_at = %s WHERE name = %s"
+                ),
+                (message, position, self._db.now(), self.name),
+            )
+        logger.error("projection %s failed at log position %s: %s", self.name, position, message, exc_info=error)
+        raise ProjectionFailed(self.name, position, message) from error
+
+    def _raise_if_failed(self) -> None:
+        rows = self._db.fetch_all(
+            "SELECT error, failed_position FROM projection_tracking WHERE name = %s AND state = 'failed'", (self.name,)
+        )
+        if rows:
+            raise ProjectionFailed(self.name, int(rows[0]["failed_position"] or 0), str(rows[0]["error"]))
+
+    def retry(self) -> bool:
+        """Clears a failure so that projecting resumes at the event that failed (after a fix has
+        been deployed); True if the projection had failed."""
+        with self._db.transaction(commit=True) as cursor:
+            cursor.execute(
+                self._db.statement(
+                    "UPDATE projection_tracking SET state = 'live', error = NULL, failed_position = NULL"
+                    " WHERE name = %s AND state = 'failed' RETURNING name"
+                ),
+                (self.name,),
+            )
+            return bool(cursor.fetchall())
 
     def catch_up(self, on_progress: Callable[[int], None] | None = None) -> None:
         """Projects until the head of the log, synchronously (rebuilds, tests). Another projector
@@ -157,60 +305,31 @@ class SessionEventsProjection:
             if not consumed:
                 return
 
-    def behind(self) -> int:
-        """How many log events the projection has still to process."""
-        return self._db.count_log_events_after(self.position())
-
+    # --- status ------------------------------------------------------------------------------
     def status(self) -> ProjectionStatus:
         rows = self._db.fetch_all(
-            "SELECT position, updated_at FROM projection_tracking WHERE name = %s", (PROJECTION_NAME,)
+            "SELECT position, updated_at, state, error, failed_position FROM projection_tracking WHERE name = %s",
+            (self.name,),
         )
-        updated = rows[0]["updated_at"] if rows else None
+        if not rows:
+            return ProjectionStatus(self.name, 0, self.head(), self._db.count_log_events_after(0), LIVE, None)
+        row = rows[0]
+        position = int(row["position"])
+        behind = self._db.count_log_events_after(position)
         return ProjectionStatus(
-            name=PROJECTION_NAME,
-            position=int(rows[0]["position"]) if rows else 0,
+            name=self.name,
+            position=position,
             head=self.head(),
-            behind=self.behind(),
-            updated_at=str(updated) if updated is not None else None,
+            behind=behind,
+            state=str(row["state"]),
+            updated_at=self._db.read_time(row["updated_at"]) if row["updated_at"] is not None else None,
+            error=row["error"],
+            failed_position=int(row["failed_position"]) if row["failed_position"] is not None else None,
+            seconds_behind=self._seconds_behind(position) if behind else 0.0,
         )
 
-    def reset(self) -> None:
-        """Empties the read model so that it is rebuilt from the start of the log. Remembers
-        where the log stood: notifications up to there were sent before, and are not sent again."""
-        head = self.head()
-        with self._db.transaction(commit=True) as cursor:
-            cursor.execute(
-                self._db.statement("UPDATE feed_horizons SET position = %s WHERE name = %s"), (head, REBUILT_FROM)
-            )
-            # Take the position first: it waits for a projector's batch in flight to commit, so the
-            # DELETE that follows (a new statement, a new snapshot) also removes that batch's rows.
-            # Deleting first would leave them behind a position of 0, and every projector would
-            # then collide with them for ever.
-            cursor.execute(
-                self._db.statement("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
-                (self._db.now(), PROJECTION_NAME),
-            )
-            cursor.execute("DELETE FROM session_events")  # not TRUNCATE: readers keep their snapshot
-        self.progress.rewind()
-
-    def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:
-        if len(self._numbers) > 100_000:
-            self._numbers.clear()
-        unknown = {e.originator_id for e, _ in recorded} - self._numbers.keys()
-        if unknown:
-            self._numbers.update(self._db.session_numbers_of(unknown))
-        db = self._db
-        return [
-            (
-                self._numbers[e.originator_id],
-                e.sequence,
-                db.uuid(e.event_id),
-                e.event_type,
-                db.time(e.sent_at),
-                db.time(e.timestamp),
-                e.data,
-                e.metadata,
-                position,
-            )
-            for e, position in recorded
-        ]
+    def _seconds_behind(self, position: int) -> float:
+        batch, _ = self.read_log(position, 1)
+        if not batch:
+            return 0.0
+        return max(0.0, (datetime.now(UTC) - batch[0].event.timestamp).total_seconds())

@@ -1,9 +1,14 @@
-"""Drives the projection in the background of every service process.
+"""Drives one projection in the background of every service process.
 
-One process projects at a time (the leader); the others stand by and take over if it goes (see
-`adapters.database.coordination`). Leadership is checked before every batch: on PostgreSQL it
-is an advisory lock that dies with its connection, and a batch written by a process that has
-just lost it is still safe, because the position only moves by compare-and-set."""
+One process projects each projection at a time (its leader, elected per projection name); the
+others stand by and take over if it goes (see `adapters.database.coordination`). Leadership is
+checked before every batch: on PostgreSQL it is an advisory lock that dies with its connection,
+and a batch written by a process that has just lost it is still safe, because the position only
+moves by compare-and-set.
+
+A projection that fails stays failed (and says so in `projections status`) until the failure is
+cleared: each process retries a failed projection once when it starts (a fix may have been
+deployed), and a rebuild replaces it."""
 
 from __future__ import annotations
 
@@ -11,22 +16,24 @@ import logging
 import threading
 
 from adapters.database.coordination import Leadership, Wakeup
-from adapters.readmodel.projection import ProjectionConflict, SessionEventsProjection
+from adapters.readmodel.projection import ProjectionConflict, ProjectionFailed, Projector
 
 logger = logging.getLogger("session_events.projection")
 
 _STANDBY_POLL = 1.0
 _RETRY_AFTER_FAILURE = 1.0
+_FAILED_POLL = 5.0
 _NEWS_TIMEOUT = 1.0
 
 
 class ProjectionWorker:
-    def __init__(self, projection: SessionEventsProjection, leadership: Leadership, news: Wakeup) -> None:
-        self._projection = projection
+    def __init__(self, projector: Projector, leadership: Leadership, news: Wakeup) -> None:
+        self._projector = projector
         self._leadership = leadership
         self._news = news
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="session-events-projection", daemon=True)
+        self._retried = False
+        self._thread = threading.Thread(target=self._run, name=f"projection-{projector.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -43,13 +50,20 @@ class ProjectionWorker:
                 if not self._leadership.acquire():
                     self._stopping.wait(_STANDBY_POLL)
                     continue
+                if not self._retried:
+                    self._retried = True
+                    if self._projector.retry():
+                        logger.warning("projection %s had failed; retrying it", self._projector.name)
                 try:
-                    consumed = self._projection.process_batch()
+                    consumed = self._projector.process_batch()
                 except ProjectionConflict:  # another projector (a rebuild) moved first: go on from there
                     continue
-                if consumed < self._projection.batch_size:
+                except ProjectionFailed:  # recorded and logged; wait for a rebuild or a restart
+                    self._stopping.wait(_FAILED_POLL)
+                    continue
+                if consumed < self._projector.batch_size:
                     self._news.wait(_NEWS_TIMEOUT)
             except Exception:
-                logger.exception("projection failed; retrying in %.0f s", _RETRY_AFTER_FAILURE)
+                logger.exception("projection %s failed; retrying in %.0f s", self._projector.name, _RETRY_AFTER_FAILURE)
                 self._leadership.release()
                 self._stopping.wait(_RETRY_AFTER_FAILURE)

@@ -17,7 +17,7 @@ from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.log_redaction import redact_tokens_in_server_logs
 from entrypoints.http.openapi import SECURITY, docs_assets, openapi_config
 from entrypoints.http.providers import DEPENDENCIES
-from entrypoints.http.routes import events, sessions
+from entrypoints.http.routes import events, sessions, stats
 from entrypoints.http.routes.health import health
 from entrypoints.http.stream import notifications_socket, notifications_socket_handshake, stream
 
@@ -60,7 +60,7 @@ def create_app(service: Service | None = None) -> Litestar:
 
     api = Router(
         path="/api",
-        route_handlers=[*sessions.ROUTES, *events.ROUTES, stream, notifications_socket],
+        route_handlers=[*sessions.ROUTES, *events.ROUTES, *stats.ROUTES, stream, notifications_socket],
         security=SECURITY,
         request_max_body_size=MAX_BODY_BYTES,
     )

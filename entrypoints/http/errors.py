@@ -13,7 +13,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from application.errors import ConcurrentUpdate, EventRejected, InvalidQuery, SessionNotFound, StoreUnavailable
+from application.errors import (
+    ConcurrentUpdate,
+    EventRejected,
+    InvalidQuery,
+    ReadModelFailed,
+    SessionNotFound,
+    StoreUnavailable,
+)
 from entrypoints.http.bodies import MalformedBody
 from entrypoints.http.providers import Unauthenticated
 from entrypoints.http.schemas import EVENT_TYPE_HINT, answer
@@ -89,6 +96,8 @@ def _retry_later(error: str, description: str) -> Response[Any]:
 
 def _unavailable(request: Request[Any, Any, Any], error: StoreUnavailable) -> Response[Any]:
     logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, error)
+    if isinstance(error, ReadModelFailed):  # not transient: say which read model, and where it stopped
+        return _retry_later("read_model_failed", f"{error}; see session-events projections status")
     return _retry_later("service_unavailable", "the store is unavailable; retry shortly")
 
 

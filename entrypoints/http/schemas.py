@@ -19,7 +19,7 @@ from uuid import UUID
 import msgspec
 from litestar import MediaType, Response
 
-from application.queries import RecordedEvent
+from application.queries import RecordedEvent, SessionStats
 from application.validation import MAX_LABEL_LENGTH
 from domain.event_types import EventType
 from domain.session import Session as SessionAggregate
@@ -100,6 +100,47 @@ class BatchRecorded(msgspec.Struct):
 
 class EventsEnvelope(msgspec.Struct):
     data: list[Event]
+
+
+class ToolStatsOut(msgspec.Struct):
+    calls: int
+    completed: int
+    failures: int
+    total_duration_ms: float
+
+
+class Stats(msgspec.Struct):
+    """What a session's events add up to. `by_type` lists only the types present; `errors` counts
+    `error_occurred` events; `tools` is keyed by `data.tool_name` of `tool_called` events, and a
+    `tool_result` with the same `data.tool_use_id` completes a call (a failure when its
+    `data.success` is `false`)."""
+
+    session_id: int
+    event_count: int
+    first_sent_at: str | None
+    last_sent_at: str | None
+    by_type: dict[str, int]
+    errors: int
+    tools: dict[str, ToolStatsOut]
+
+
+class StatsEnvelope(msgspec.Struct):
+    data: Stats
+
+
+def stats_out(stats: SessionStats) -> Stats:
+    return Stats(
+        session_id=stats.session_id,
+        event_count=stats.event_count,
+        first_sent_at=rfc3339(stats.first_sent_at) if stats.first_sent_at else None,
+        last_sent_at=rfc3339(stats.last_sent_at) if stats.last_sent_at else None,
+        by_type=dict(sorted(stats.by_type.items())),
+        errors=stats.errors,
+        tools={
+            name: ToolStatsOut(t.calls, t.completed, t.failures, round(t.total_duration_ms, 3))
+            for name, t in sorted(stats.tools.items())
+        },
+    )
 
 
 class Health(msgspec.Struct):

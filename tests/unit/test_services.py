@@ -12,7 +12,7 @@ import pytest
 from application import services
 from application.errors import ConcurrentUpdate, EventRejected, SessionNotFound
 from application.notifications import Announcement
-from application.queries import EventQuery, Page, RecordedEvent
+from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
 from application.services import MAX_ATTEMPTS, SessionFields, SessionService
 from domain.session import Session
@@ -70,6 +70,15 @@ class FakeStore:
         return mine[page.offset : page.offset + page.limit]
 
 
+class FakeStats:
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def stats(self, session_id: int) -> SessionStats:
+        self.asked.append(session_id)
+        return SessionStats(session_id=session_id, event_count=7)
+
+
 class FakeViews:
     def __init__(self) -> None:
         self.queries: list[tuple[int, EventQuery]] = []
@@ -91,7 +100,7 @@ def views() -> FakeViews:
 
 @pytest.fixture
 def service(store: FakeStore, views: FakeViews) -> SessionService:
-    return SessionService(store, views, sleep=lambda _: None)
+    return SessionService(store, views, FakeStats(), sleep=lambda _: None)
 
 
 def test_create_and_get_a_session(service: SessionService) -> None:
@@ -257,7 +266,7 @@ def test_the_pause_between_attempts_is_a_random_jitter_growing_to_20_ms(
 ) -> None:
     pauses: list[object] = []
     monkeypatch.setattr(services.random, "uniform", lambda low, high: ("uniform", low, high))
-    service = SessionService(store, views, sleep=pauses.append)
+    service = SessionService(store, views, FakeStats(), sleep=pauses.append)
     number = service.create_session(OWNER).number
     store.conflicts_to_raise = 12
     service.handle_event(OWNER, number, raw_event())
@@ -285,3 +294,10 @@ def test_notes_of_a_call_that_fails_are_not_logged(
     with caplog.at_level(logging.DEBUG, logger="session_events.sessions"), pytest.raises(ConcurrentUpdate):
         service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
     assert caplog.records == []
+
+
+def test_stats_are_read_for_the_callers_own_session_only(service: SessionService) -> None:
+    number = service.create_session(OWNER).number
+    assert service.get_stats(OWNER, number) == SessionStats(session_id=number, event_count=7)
+    with pytest.raises(SessionNotFound):
+        service.get_stats(STRANGER, number)

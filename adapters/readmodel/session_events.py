@@ -1,0 +1,40 @@
+"""The `session_events` read model: one row per recorded event, for reading a session's events
+in `sent_at` order. `data` and `metadata` keep the client's JSON text exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adapters.database.base import Database
+from adapters.readmodel.projection import LogEvent
+
+NAME = "session_events"
+
+
+class SessionEvents:
+    name = NAME
+    tables = ("session_events",)
+
+    def write(self, db: Database, cursor: Any, tables: Mapping[str, str], batch: Sequence[LogEvent]) -> None:
+        insert = db.statement(
+            f"INSERT INTO {tables['session_events']} (session_id, sequence, id, event_type, sent_at,"  # noqa: S608 (our table)
+            " received_at, data, metadata, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        rows = [
+            (
+                log_event.session_number,
+                recorded.sequence,
+                db.uuid(recorded.event_id),
+                recorded.event_type,
+                db.time(recorded.sent_at),
+                db.time(recorded.timestamp),
+                recorded.data,
+                recorded.metadata,
+                log_event.position,
+            )
+            for log_event in batch
+            if (recorded := log_event.recorded) is not None
+        ]
+        if rows:
+            cursor.executemany(insert, rows)
