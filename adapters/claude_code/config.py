@@ -1,0 +1,104 @@
+"""Where the Claude Code client keeps its spool and log, and which service it sends to.
+
+The environment wins (`SESSION_EVENTS_URL`, `SESSION_EVENTS_TOKEN`, `SESSION_EVENTS_SPOOL`): that
+is the contract, and it is how Claude Code's own `env` setting reaches the hook. A client file
+(`$XDG_CONFIG_HOME/session-events/client.json`, written by `hooks install --url --token`, mode
+0600) fills in what the environment leaves unset, so that installing the hooks is enough and the
+token need not sit in a shell profile or in a settings file that Claude's tools can read."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+URL_VARIABLE = "SESSION_EVENTS_URL"
+TOKEN_VARIABLE = "SESSION_EVENTS_TOKEN"  # noqa: S105 - the variable's name, not a secret
+SPOOL_VARIABLE = "SESSION_EVENTS_SPOOL"
+
+
+def _home_based(env: Mapping[str, str], variable: str, fallback: str) -> Path:
+    base = env.get(variable)
+    if base and os.path.isabs(base):
+        return Path(base)
+    home = env.get("HOME")
+    return Path(home) / fallback if home else Path.home() / fallback
+
+
+def spool_path(env: Mapping[str, str]) -> Path:
+    """The spool file: `SESSION_EVENTS_SPOOL`, else the user's state directory."""
+    explicit = env.get(SPOOL_VARIABLE)
+    if explicit:
+        return Path(explicit).expanduser()
+    return _home_based(env, "XDG_STATE_HOME", ".local/state") / "session-events" / "spool.db"
+
+
+def log_path(spool: Path) -> Path:
+    """Problems are logged next to the spool, where a user looking for the spool finds them."""
+    return spool.with_name(spool.name + ".log")
+
+
+def client_file_path(env: Mapping[str, str]) -> Path:
+    return _home_based(env, "XDG_CONFIG_HOME", ".config") / "session-events" / "client.json"
+
+
+class ClientConfig:
+    """Where to send spooled events; `url` or `token` is None when nothing configures it."""
+
+    __slots__ = ("spool", "token", "url")
+
+    def __init__(self, url: str | None, token: str | None, spool: Path) -> None:
+        self.url = url.rstrip("/") if url else None
+        self.token = token or None
+        self.spool = spool
+
+    @classmethod
+    def load(cls, env: Mapping[str, str]) -> ClientConfig:
+        url, token = env.get(URL_VARIABLE), env.get(TOKEN_VARIABLE)
+        if not (url and token):
+            stored = read_client_file(client_file_path(env))
+            url = url or stored.get("url")
+            token = token or stored.get("token")
+        return cls(url, token, spool_path(env))
+
+    def missing(self) -> str | None:
+        """Why events cannot be sent yet, or None when they can."""
+        if not self.url:
+            return f"{URL_VARIABLE} is not set (and no URL in the client file)"
+        if not self.token:
+            return f"{TOKEN_VARIABLE} is not set (and no token in the client file)"
+        return None
+
+
+def sending_configured(env: Mapping[str, str]) -> bool:
+    """Cheap check for the hook: is there anything a background sender could send to?"""
+    if env.get(URL_VARIABLE) and env.get(TOKEN_VARIABLE):
+        return True
+    return client_file_path(env).exists()
+
+
+def read_client_file(path: Path) -> dict[str, str]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {key: value for key, value in loaded.items() if key in ("url", "token") and isinstance(value, str)}
+
+
+def write_client_file(path: Path, *, url: str | None, token: str | None) -> None:
+    """Merges `url`/`token` into the client file, readable by its owner only."""
+    stored = read_client_file(path)
+    if url:
+        stored["url"] = url
+    if token:
+        stored["token"] = token
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(stored, file, indent=2)
+        file.write("\n")
+    os.replace(temporary, path)
