@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
+    from adapters.claude_code.sender import SendReport, ServiceClient
+    from adapters.claude_code.spool import Spool
+
 COMMANDS = ("hook", "flush", "hooks")
 
 HOOK_DEADLINE_SECONDS = 8
@@ -116,15 +119,14 @@ def run_flush(args: argparse.Namespace) -> int:
         log = ProblemLog(client_config.log_path(config.spool), echo_to_stderr=False)
         return run_background_sender(config, log, lock_fd=args.lock_fd)
 
-    import time
-
-    from adapters.claude_code.locks import FileLock, send_lock_path
-    from adapters.claude_code.sender import Backoff, RetryLater, Sender, SendReport, ServiceClient
+    from adapters.claude_code.sender import ServiceClient
     from adapters.claude_code.spool import Spool
 
     with Spool(config.spool) as spool:
         if args.requeue_rejected:
             print(f"requeued {spool.requeue_rejected()} rejected events")
+        if args.drop_rejected:
+            print(f"dropped {spool.drop_rejected()} rejected events")
         missing = config.missing()
         if missing is not None or config.url is None or config.token is None:
             _complain(f"{spool.pending_count()} events stay spooled: {missing}")
@@ -134,37 +136,51 @@ def run_flush(args: argparse.Namespace) -> int:
         except ValueError as error:
             _complain(f"{spool.pending_count()} events stay spooled: {client_config.URL_VARIABLE}: {error}")
             return 1
-        report = SendReport()
-        sender = Sender(spool, client, report=report)
-        backoff = Backoff()
-        deadline = time.monotonic() + args.timeout
-        failure: str | None = None
-        send_lock = FileLock(send_lock_path(config.spool))
         try:
-            while True:
-                try:
-                    with send_lock:
-                        if not sender.send_next():
-                            break
-                    backoff.reset()
-                except RetryLater as error:
-                    delay = backoff.next_delay(error.retry_after)
-                    if time.monotonic() + delay > deadline:
-                        failure = error.reason
-                        break
-                    time.sleep(delay)
+            report, failure = _send_everything(spool, client, config.spool, args.timeout)
         finally:
             client.close()
-            send_lock.close()
-        pending = spool.pending_count()
+        pending, rejected = spool.pending_count(), spool.rejected_count()
         spool.tidy()
         print(f"sent {report.sent} events to {config.url}")
-        if report.rejected:
-            _complain(f"{report.rejected} events were rejected and kept aside: " + "; ".join(report.reasons[:3]))
-            _complain("fix the cause, then: session-events flush --requeue-rejected")
         if pending:
             _complain(f"{pending} events stay spooled: {failure or 'not sent'}")
-        return 1 if pending or report.rejected else 0
+        if rejected:
+            reasons = report.reasons or [event.reason for event in spool.rejected(limit=1)]
+            _complain(f"{rejected} events were rejected by the service and are kept aside: {'; '.join(reasons[:3])}")
+            _complain("fix the cause, then: session-events flush --requeue-rejected (or --drop-rejected)")
+        return 1 if pending or rejected else 0
+
+
+def _send_everything(
+    spool: Spool, client: ServiceClient, spool_path: Path, timeout: float
+) -> tuple[SendReport, str | None]:
+    """Sends batch after batch until the spool is empty, retrying a busy or unreachable service
+    until `timeout`; returns what was done and, if events are left, why."""
+    import time
+
+    from adapters.claude_code.locks import FileLock, send_lock_path
+    from adapters.claude_code.sender import Backoff, RetryLater, Sender, SendReport
+
+    report = SendReport()
+    sender = Sender(spool, client, report=report)
+    backoff = Backoff()
+    deadline = time.monotonic() + timeout
+    send_lock = FileLock(send_lock_path(spool_path))  # never beside the background sender's batch
+    try:
+        while True:
+            try:
+                with send_lock:
+                    if not sender.send_next():
+                        return report, None
+                backoff.reset()
+            except RetryLater as error:
+                delay = backoff.next_delay(error.retry_after)
+                if time.monotonic() + delay > deadline:
+                    return report, error.reason
+                time.sleep(delay)
+    finally:
+        send_lock.close()
 
 
 def _complain(message: str) -> None:
@@ -312,6 +328,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     flush.add_argument("--timeout", type=float, default=15.0, help="seconds to keep retrying (default 15)")
     flush.add_argument("--requeue-rejected", action="store_true", help="first put rejected events back in the queue")
+    flush.add_argument("--drop-rejected", action="store_true", help="first delete the rejected events for good")
     flush.add_argument("--daemon", action="store_true", help="run as the background sender (hooks start it)")
     flush.add_argument("--lock-fd", type=int, default=None, help=argparse_suppress())
     flush.set_defaults(run=run_flush)

@@ -16,10 +16,14 @@ once; any other payload gets fresh random ids, so two identical prompts are two 
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from domain.event_types import EventType
+
+try:  # CPython's own SHA-1: loading OpenSSL for hashlib costs the hook 2 ms
+    from _sha1 import sha1  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Pythons built without it
+    from hashlib import sha1
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -159,7 +163,7 @@ def random_uuid() -> str:
 
 
 def name_based_uuid(namespace: bytes, name: str) -> str:
-    digest = hashlib.sha1(namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False).digest()
+    digest = sha1(namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False).digest()
     return _format_uuid(digest[:16], version=5)
 
 

@@ -87,6 +87,7 @@ def run_background_sender(
         log.write(f"background sender not started: {error}")
         return 0
     loop = _SenderLoop(config, client, log, lock, idle_exit=idle_exit, give_up_after=give_up_after)
+    log.write(f"background sender started for {config.spool}, sending to {config.url}")
     try:
         return loop.run(interval)
     finally:

@@ -239,6 +239,10 @@ class Spool:
             self._db.execute("DELETE FROM rejected")
             return cursor.rowcount
 
+    def drop_rejected(self) -> int:
+        with self._transaction():
+            return self._db.execute("DELETE FROM rejected").rowcount
+
     def conversation_cwd(self, conversation_id: str) -> str | None:
         row = self._db.execute("SELECT cwd FROM conversations WHERE conversation_id = ?", (conversation_id,)).fetchone()
         return None if row is None else row[0]
