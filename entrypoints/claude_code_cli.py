@@ -54,31 +54,42 @@ def run_hook() -> int:
     with contextlib.suppress(OSError):
         os.dup2(2, 1)
     log = ProblemLog(None, echo_to_stderr=True)
-    raw = b""
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, _deadline_reached)
+        signal.alarm(HOOK_DEADLINE_SECONDS)
     try:
-        env = os.environ
-        spool_path = client_config.spool_path(env)
-        log.path = client_config.log_path(spool_path)
-        os.umask(0o077)  # the spool holds prompts and code: the user's alone
-        if hasattr(signal, "SIGALRM"):
-            signal.signal(signal.SIGALRM, _deadline_reached)
-            signal.alarm(HOOK_DEADLINE_SECONDS)
-        raw = sys.stdin.buffer.read()
-        _record(raw, spool_path, env)
-        if client_config.sending_configured(env):
-            from adapters.claude_code.sender_process import ensure_sender_running
-
-            ensure_sender_running(spool_path, sender_command(), log.path)
-    except _BadInput as error:
-        log.write(f"hook input ignored: {error}; {len(raw)} bytes starting {raw[:BAD_INPUT_EXCERPT_BYTES]!r}")
-    except _HookDeadline as error:
-        log.write(f"hook {error}; its events may be lost")
-    except Exception as error:
-        log.write(f"hook failed, its events are lost: {type(error).__name__}: {error}")
+        _hook(log)
     finally:
         if hasattr(signal, "SIGALRM"):
             signal.alarm(0)
     return 0
+
+
+def _hook(log: ProblemLog) -> None:
+    env = os.environ
+    raw = b""
+    try:
+        spool_path = client_config.spool_path(env)
+        log.path = client_config.log_path(spool_path)
+        os.umask(0o077)  # the spool holds prompts and code: the user's alone
+        raw = sys.stdin.buffer.read()
+        _record(raw, spool_path, env)
+    except _BadInput as error:
+        log.write(f"hook input ignored: {error}; {len(raw)} bytes starting {raw[:BAD_INPUT_EXCERPT_BYTES]!r}")
+        return
+    except _HookDeadline as error:
+        log.write(f"hook {error}; its events may be lost")
+        return
+    except Exception as error:
+        log.write(f"hook failed, its events are lost: {type(error).__name__}: {error}")
+        return
+    try:
+        if client_config.sending_configured(env):
+            from adapters.claude_code.sender_process import ensure_sender_running
+
+            ensure_sender_running(spool_path, sender_command(), log.path)
+    except Exception as error:
+        log.write(f"events spooled, but no background sender could be started: {type(error).__name__}: {error}")
 
 
 class _BadInput(Exception):
@@ -141,7 +152,7 @@ def run_flush(args: argparse.Namespace) -> int:
         finally:
             client.close()
         pending, rejected = spool.pending_count(), spool.rejected_count()
-        spool.tidy()
+        spool.tidy(final=True)
         print(f"sent {report.sent} events to {config.url}")
         if pending:
             _complain(f"{pending} events stay spooled: {failure or 'not sent'}")

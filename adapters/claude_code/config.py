@@ -72,10 +72,10 @@ class ClientConfig:
 
 
 def sending_configured(env: Mapping[str, str]) -> bool:
-    """Cheap check for the hook: is there anything a background sender could send to?"""
-    if env.get(URL_VARIABLE) and env.get(TOKEN_VARIABLE):
-        return True
-    return client_file_path(env).exists()
+    """Cheap check for the hook: could a background sender send anything? (Else starting one on
+    every hook would only cost time.)"""
+    config = ClientConfig.load(env)
+    return config.missing() is None and (config.url or "").startswith(("http://", "https://"))
 
 
 def read_client_file(path: Path) -> dict[str, str]:

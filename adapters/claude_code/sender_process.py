@@ -142,6 +142,7 @@ class _SenderLoop:
                 # lock did not start a sender, so its events must not be left behind.
                 self.lock.release()
                 if self.spool.pending_count() == 0 or not self.lock.try_acquire():
+                    self.spool.tidy(final=True)
                     return 0
                 self.lock.write_owner()
                 self.idle_since = now

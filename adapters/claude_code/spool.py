@@ -288,15 +288,17 @@ class Spool:
         row = self._db.execute("SELECT value FROM sender_state WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def tidy(self) -> None:
-        """Checkpoints the WAL (hooks leave that to the sender) and, once the spool is empty,
-        gives the space that large payloads took back to the file system."""
+    def tidy(self, *, final: bool = False) -> None:
+        """Copies the WAL back into the file (hooks leave that to the sender) without ever making
+        a hook wait; `final` (a sender about to exit) also truncates the WAL and, when the spool
+        is empty, gives the space large payloads took back to the file system."""
         try:
+            if not final:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                return
             if self.pending_count() == 0:
                 self._db.execute("PRAGMA incremental_vacuum")
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             pass  # busy: the next round will do it
 
