@@ -7,18 +7,10 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from adapters.database import Database
+from adapters.database.base import Database
 from application.scope import Scope
 
 TOKEN_PREFIX = "se_"  # noqa: S105 - a marker, not a secret
-
-_DDL = {
-    "postgres": "CREATE TABLE IF NOT EXISTS api_tokens (token_hash text PRIMARY KEY,"
-    " account_id bigint NOT NULL, user_id bigint NOT NULL, created_at timestamptz NOT NULL)",
-    "sqlite": "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY,"
-    " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, created_at TEXT NOT NULL)",
-}
-
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -35,15 +27,12 @@ class HashedTokenStore:
         self._db = database
         self._known: dict[str, tuple[Scope, float]] = {}
 
-    def create_tables(self) -> None:
-        self._db.execute_script([_DDL[self._db.dialect]])
-
     def issue(self, scope: Scope) -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
-                self._db.sql(
+                self._db.statement(
                     "INSERT INTO api_tokens (token_hash, account_id, user_id, created_at) VALUES (%s, %s, %s, %s)"
                 ),
                 (

@@ -88,7 +88,7 @@ class SubscriptionClosed(Exception):
     """The service is shutting down."""
 
 
-@runtime_checkable
+@runtime_checkable  # Litestar checks injected dependencies with isinstance() against their annotation
 class Notifier(Protocol):
     """Delivers notifications to the clients connected to this process, whichever process
     handled the write."""

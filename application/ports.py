@@ -33,8 +33,9 @@ class SessionStore(Protocol):
         `get`, so that a save racing with the question conflicts instead of duplicating."""
         ...
 
-    def numbers_in_scope(self, scope: Scope, page: Page) -> Sequence[int]:
-        """The scope's session numbers, most recently created first."""
+    def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
+        """The scope's session numbers, most recently created first; only those linked to
+        `conversation_id` if it is given."""
         ...
 
 

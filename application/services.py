@@ -63,8 +63,10 @@ class SessionService:
             raise SessionNotFound(session_id)
         return session
 
-    def list_sessions(self, scope: Scope, page: Page) -> list[Session]:
-        return [self._store.get(number) for number in self._store.numbers_in_scope(scope, page)]
+    def list_sessions(self, scope: Scope, page: Page, conversation_id: str | None = None) -> list[Session]:
+        """The scope's sessions, most recent first; with `conversation_id`, those whose
+        `external_conversation_id` it is (how a client finds the session it recorded before)."""
+        return [self._store.get(number) for number in self._store.numbers_in_scope(scope, page, conversation_id)]
 
     def handle_event(self, scope: Scope, session_id: int, fields: RawFields) -> EventsHandled:
         return self._record(scope, session_id, lambda: [parse_event(fields, session_id)])

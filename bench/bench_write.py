@@ -40,13 +40,14 @@ from typing import Any, Protocol
 
 import psycopg
 
+from adapters.database.url import DatabaseSettings as StoreSettings
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
 from adapters.eventstore.store import EventSourcedSessionStore
-from adapters.settings import StoreSettings
 from application.scope import Scope
 from application.services import SessionService
 from domain.session import Session
 from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.settings import Settings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 1000
@@ -492,7 +493,7 @@ def second_process(settings: StoreSettings, bootstrap_times: list[float]) -> Ite
     """A brand-new service (own pool, empty aggregate cache), as another process would have,
     with its connection pool already filled so that connecting is not timed."""
     started = time.perf_counter()
-    service = bootstrap(settings, run_projection=False)
+    service = bootstrap(Settings(database=settings), run_projection=False)
     bootstrap_times.append(time.perf_counter() - started)
     try:
         service.database.fetch_all("SELECT 1 AS one")
@@ -856,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             PostgresDriver(settings) if settings.kind == "postgres" else SQLiteDriver(settings.sqlite_path)
         )
         baselines = measure_baselines(driver, events, config)
-        service = bootstrap(settings, run_projection=False)
+        service = bootstrap(Settings(database=settings), run_projection=False)
         try:
             figures = AppFigures()
             figures.batch_eps = measure_batches(service, events, config)

@@ -26,7 +26,7 @@ class SessionFacts(Protocol):
     """What a mutator may read of the session it changes."""
 
     @property
-    def status(self) -> SessionStatus: ...
+    def status(self) -> str: ...
 
     @property
     def external_conversation_id(self) -> str | None: ...
@@ -103,12 +103,14 @@ def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
     )
 
 
+_STATUSES = {status.value: status for status in SessionStatus}
+
+
 @side_effect(EventType.SESSION_STATUS_CHANGED)
 def change_status(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
     new_status = data.get("new_status")
-    try:
-        status = SessionStatus(new_status)
-    except ValueError:
+    status = _STATUSES.get(new_status) if isinstance(new_status, str) else None
+    if status is None:
         return Effect(note=Note(logging.WARNING, f"session_status_changed ignored: invalid new_status {new_status!r}"))
     if status == session.status:
         return NO_EFFECT

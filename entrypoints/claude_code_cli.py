@@ -108,7 +108,8 @@ def _record(raw: bytes, spool_path: Path, env: os._Environ[str]) -> None:
         events = mapping.map_payload(payload)
     except (ValueError, RecursionError) as error:  # BadPayload is a ValueError, like bad JSON
         raise _BadInput(str(error)[:200]) from error
-    assert isinstance(payload, dict)
+    if not isinstance(payload, dict):  # map_payload has refused anything else already
+        raise _BadInput("not a JSON object")
     cwd = payload.get("cwd")
     with Spool(spool_path, busy_timeout=HOOK_BUSY_TIMEOUT_SECONDS) as spool:
         spool.append(

@@ -9,26 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict
 
 from application.errors import StoreUnavailable
 from entrypoints import claude_code_cli
+from entrypoints.settings import ENVIRONMENT
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from adapters.settings import StoreSettings
-    from entrypoints.bootstrap import SCHEMA_READY, bootstrap
+    from entrypoints.bootstrap import bootstrap
+    from entrypoints.settings import Settings
 
-    settings = StoreSettings.from_environment()
-    # Create the schema once, before any worker starts, so workers never race on DDL.
+    settings = Settings.from_environment()
+    # Migrate the schema once, before any worker starts: the workers then find it current.
     bootstrap(settings, run_projection=False).close()
-    os.environ[SCHEMA_READY] = "1"
-    print(f"session-events: serving {settings.describe()} on http://{args.host}:{args.port}", flush=True)
+    print(f"session-events: serving {settings.database.describe()} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(
         "entrypoints.http.app:create_app",
         factory=True,
@@ -45,12 +44,13 @@ def _create_token(args: argparse.Namespace) -> int:
     from application.scope import Scope
     from entrypoints.bootstrap import bootstrap
 
-    service = bootstrap(run_projection=False, create_tables=None)
+    service = bootstrap(run_projection=False)
     try:
         token = service.tokens.issue(Scope(account_id=args.account_id, user_id=args.user_id))
+        store = service.describe_store()
     finally:
         service.close()
-    print(f"token for account {args.account_id}, user {args.user_id} (shown once, stored only as a hash):")
+    print(f"token for account {args.account_id}, user {args.user_id} in {store} (shown once, stored only as a hash):")
     print(token)
     return 0
 
@@ -58,8 +58,9 @@ def _create_token(args: argparse.Namespace) -> int:
 def _rebuild_projections(args: argparse.Namespace) -> int:
     from entrypoints.bootstrap import bootstrap
 
-    service = bootstrap(run_projection=False, create_tables=None)
+    service = bootstrap(run_projection=False)
     try:
+        print(f"store: {service.describe_store()}", file=sys.stderr)
         projection = service.projection
         head = projection.head()
         started = time.monotonic()
@@ -81,14 +82,16 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
 def _projection_status(args: argparse.Namespace) -> int:
     from entrypoints.bootstrap import bootstrap
 
-    service = bootstrap(run_projection=False, create_tables=None)
+    service = bootstrap(run_projection=False)
     try:
         status = service.projection.status()
+        store = service.describe_store()
     finally:
         service.close()
     if args.json:
         print(json.dumps(asdict(status)))
         return 0
+    print(f"store: {store}")
     print(f"{'projection':<16} {'position':>10} {'log head':>10} {'behind':>8}  updated")
     print(f"{status.name:<16} {status.position:>10} {status.head:>10} {status.behind:>8}  {status.updated_at or '-'}")
     return 0
@@ -118,11 +121,27 @@ class ProgressBar:
             sys.stdout.write("\n")
 
 
+MAX_SCOPE_ID = 2**63 - 1
+"""Account and user ids are stored as signed 64-bit integers."""
+
+
+def _scope_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_SCOPE_ID:
+        raise argparse.ArgumentTypeError(f"{text} must be between 1 and {MAX_SCOPE_ID}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-events",
-        description="Records IDE coding-session events. The store is chosen by DATABASE_URL "
-        "(unset: ./session-events.db; sqlite:////abs/path.db; postgresql://user@host:port/db).",
+        description="Records IDE coding-session events.",
+        epilog="settings (environment variables):\n"
+        + "\n".join(f"  {name:<34} {meaning}" for name, meaning in ENVIRONMENT.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -136,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = commands.add_parser("tokens", help="manage API tokens")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
     create = token_commands.add_parser("create", help="create a token; prints it alone on the last line")
-    create.add_argument("--account-id", type=int, required=True)
-    create.add_argument("--user-id", type=int, required=True)
+    create.add_argument("--account-id", type=_scope_id, required=True)
+    create.add_argument("--user-id", type=_scope_id, required=True)
     create.set_defaults(run=_create_token)
 
     projections = commands.add_parser("projections", help="inspect and rebuild read models")
@@ -164,12 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "workers", 1) < 1:
         print("session-events: --workers must be at least 1", file=sys.stderr)
         return 2
-    from adapters.settings import InvalidDatabaseUrl
+    from entrypoints.settings import InvalidDatabaseUrl, InvalidSetting
 
     try:
         return int(args.run(args))
     except InvalidDatabaseUrl as error:
         print(f"session-events: invalid DATABASE_URL: {error}", file=sys.stderr)
+        return 2
+    except InvalidSetting as error:
+        print(f"session-events: invalid setting: {error}", file=sys.stderr)
         return 2
     except StoreUnavailable as error:
         print(f"session-events: the store is unreachable: {error}", file=sys.stderr)

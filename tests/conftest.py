@@ -20,15 +20,20 @@ import httpx
 import psycopg
 import pytest
 
-from adapters.settings import StoreSettings
+from adapters.database.url import DatabaseSettings
 from application.scope import Scope
 from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STORES = ["sqlite", "postgres"]
 
 _accounts = itertools.count(random.randint(10_000, 10_000_000) * 1000)
+
+
+def settings_for(database_url: str, keepalive_seconds: float = 10.0) -> Settings:
+    return Settings(database=DatabaseSettings.from_url(database_url), keepalive_seconds=keepalive_seconds)
 
 
 def postgres_available() -> bool:
@@ -79,7 +84,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def service(database_url: str) -> Iterator[Service]:
-    running = bootstrap(StoreSettings.from_url(database_url))
+    running = bootstrap(settings_for(database_url))
     yield running
     running.close()
 

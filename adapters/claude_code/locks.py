@@ -20,6 +20,10 @@ class FileLock:
         self.path = path
         self.descriptor = descriptor
 
+    def fileno(self) -> int:
+        """The lock file's descriptor (opened on first use)."""
+        return self._open()
+
     def _open(self) -> int:
         if self.descriptor is None:
             self.descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -37,8 +37,7 @@ def ensure_sender_running(spool: Path, command: Sequence[str], log_file: Path) -
             return False
         import subprocess  # only the hook that starts a sender pays for it
 
-        descriptor = lock.descriptor
-        assert descriptor is not None
+        descriptor = lock.fileno()
         try:
             stderr = log_file.open("ab")
         except OSError:

@@ -61,9 +61,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sender_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
-_EVENT_COLUMNS = "seq, id, conversation_id, event_type, sent_at, data, size, spooled_at"
-
-
 class SpooledEvent:
     """An event waiting in the spool, its `data` still the JSON text the hook wrote."""
 
@@ -184,7 +181,8 @@ class Spool:
         batch: list[SpooledEvent] = []
         total = 0
         for row in self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE conversation_id = ? ORDER BY seq LIMIT ?",
+            "SELECT seq, id, conversation_id, event_type, sent_at, data, size, spooled_at"
+            " FROM events WHERE conversation_id = ? ORDER BY seq LIMIT ?",
             (head[0], max_events),
         ):
             event = SpooledEvent(row)
@@ -201,32 +199,39 @@ class Spool:
 
     def park(self, events: Iterable[SpooledEvent], status: int | None, reason: str) -> int:
         """Moves events the service refused for good to `rejected`, out of the way of the rest."""
-        seqs = [event.seq for event in events]
+        now = time.time()
+        moved = 0
         with self._transaction():
-            return self._move_to_rejected("seq = ?", [(seq,) for seq in seqs], status, reason)
+            for event in events:
+                moved += self._db.execute(
+                    "INSERT INTO rejected (seq, id, conversation_id, event_type, sent_at, data, size,"
+                    " spooled_at, status, reason, rejected_at)"
+                    " SELECT seq, id, conversation_id, event_type, sent_at, data, size, spooled_at, ?, ?, ?"
+                    " FROM events WHERE seq = ?",
+                    (status, reason, now, event.seq),
+                ).rowcount
+                self._db.execute("DELETE FROM events WHERE seq = ?", (event.seq,))
+        return moved
 
     def park_conversation(self, conversation_id: str, status: int | None, reason: str) -> int:
         with self._transaction():
-            return self._move_to_rejected("conversation_id = ?", [(conversation_id,)], status, reason)
-
-    def _move_to_rejected(self, where: str, parameters: list[tuple[object]], status: int | None, reason: str) -> int:
-        moved = 0
-        now = time.time()
-        for parameter in parameters:
-            cursor = self._db.execute(
-                f"INSERT INTO rejected ({_EVENT_COLUMNS}, status, reason, rejected_at)"
-                f" SELECT {_EVENT_COLUMNS}, ?, ?, ? FROM events WHERE {where}",
-                (status, reason, now, *parameter),
-            )
-            moved += cursor.rowcount
-            self._db.execute(f"DELETE FROM events WHERE {where}", parameter)
+            moved = self._db.execute(
+                "INSERT INTO rejected"
+                " (seq, id, conversation_id, event_type, sent_at, data, size, spooled_at, status, reason, rejected_at)"
+                " SELECT seq, id, conversation_id, event_type, sent_at, data, size, spooled_at, ?, ?, ?"
+                " FROM events WHERE conversation_id = ?",
+                (status, reason, time.time(), conversation_id),
+            ).rowcount
+            self._db.execute("DELETE FROM events WHERE conversation_id = ?", (conversation_id,))
         return moved
 
     def rejected(self, limit: int = 20) -> list[RejectedEvent]:
         return [
             RejectedEvent(row)
             for row in self._db.execute(
-                f"SELECT {_EVENT_COLUMNS}, status, reason FROM rejected ORDER BY seq LIMIT ?", (limit,)
+                "SELECT seq, id, conversation_id, event_type, sent_at, data, size, spooled_at, status, reason"
+                " FROM rejected ORDER BY seq LIMIT ?",
+                (limit,),
             )
         ]
 
@@ -234,7 +239,8 @@ class Spool:
         """Puts rejected events back where they were in the queue (after fixing a token, say)."""
         with self._transaction():
             cursor = self._db.execute(
-                f"INSERT OR IGNORE INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM rejected"
+                "INSERT OR IGNORE INTO events (seq, id, conversation_id, event_type, sent_at, data, size, spooled_at)"
+                " SELECT seq, id, conversation_id, event_type, sent_at, data, size, spooled_at FROM rejected"
             )
             self._db.execute("DELETE FROM rejected")
             return cursor.rowcount

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any, ClassVar
+from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import Recording
-from eventsourcing.utils import get_topic
+from eventsourcing.postgres import PostgresRecorder
+from eventsourcing.sqlite import SQLiteRecorder
+from eventsourcing.utils import Environment, EnvType, get_topic
 
-from adapters.eventstore.recorders import SessionLogPostgresFactory, SessionLogSQLiteFactory
-from adapters.settings import StoreSettings
+from adapters.database.url import DatabaseSettings
+from adapters.eventstore.recorders import LIBPQ_OPTIONS, SessionLogPostgresFactory, SessionLogSQLiteFactory
 from domain.session import Session
 
 logger = logging.getLogger("session_events.log")
@@ -34,11 +38,25 @@ class SessionLog(Application[Any]):
         super().__init__(*args, **kwargs)
         self._save_listeners: list[Callable[[], None]] = []
 
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Configured only by what it is given: the library would also read the process's
+        environment, where `SESSIONLOG_*` or `POSTGRES_*` variables would override our settings."""
+        settings = dict(type(self).env)
+        if type(self).snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        settings.update(env or {})
+        return Environment(name, settings)
+
     def create_tables(self) -> None:
-        """The log's tables, for an application opened with CREATE_TABLE off."""
-        self.recorder.create_table()  # type: ignore[attr-defined]
-        if self.snapshots is not None:
-            self.snapshots.recorder.create_table()  # type: ignore[attr-defined]
+        """The event store's own tables (see `adapters.database.schema`, migration 1)."""
+        for recorder in (self.recorder, self.snapshots.recorder if self.snapshots else None):
+            if isinstance(recorder, PostgresRecorder | SQLiteRecorder):
+                recorder.create_table()
+
+    def conversation_of(self, session_uuid: UUID) -> str | None:
+        """The conversation a stored session is linked to (for the schema's backfills)."""
+        session: object = self.repository.get(session_uuid)
+        return session.external_conversation_id if isinstance(session, Session) else None
 
     def on_saved(self, listener: Callable[[], None]) -> None:
         """Calls `listener` after every save made by this process (e.g. to wake a projector)."""
@@ -78,10 +96,10 @@ class SessionLog(Application[Any]):
                     )
 
 
-def event_log_environment(settings: StoreSettings, *, create_tables: bool = True) -> dict[str, str]:
+def event_log_environment(settings: DatabaseSettings) -> dict[str, str]:
     common = {
         "AGGREGATE_CACHE_MAXSIZE": str(CACHE_SIZE),
-        "CREATE_TABLE": "y" if create_tables else "n",
+        "CREATE_TABLE": "n",  # the schema module creates and migrates every table
     }
     if settings.kind == "sqlite":
         return {
@@ -103,8 +121,9 @@ def event_log_environment(settings: StoreSettings, *, create_tables: bool = True
         "POSTGRES_CONNECT_TIMEOUT": str(settings.connect_timeout),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        LIBPQ_OPTIONS: json.dumps(dict(settings.options)),
     }
 
 
-def open_session_log(settings: StoreSettings, *, create_tables: bool = True) -> SessionLog:
-    return SessionLog(env=event_log_environment(settings, create_tables=create_tables))
+def open_session_log(settings: DatabaseSettings) -> SessionLog:
+    return SessionLog(env=event_log_environment(settings))

@@ -1,8 +1,10 @@
-"""Recorders that keep two indexes atomically with the session log, and fail fast.
+"""Recorders that write our own rows atomically with the session log, and fail fast.
 
-Alongside each save the recorder writes, in the same transaction as the stored events:
-- `session_directory`: one row per session (number, owner), for listing a scope's sessions;
-- `session_event_ids`: the client event ids a session recorded, for idempotent appends.
+Alongside each save the recorder writes, in the same transaction as the stored events (the
+tables are described in `adapters.database.schema`):
+- `session_directory`: the session's row, with its first event;
+- `session_event_ids`: the event ids the save records, for idempotent appends;
+- `session_feed`: the save's announcement (the notification outbox), at its last log position.
 They travel as keyword arguments of `Application.save()`, which the library hands to the
 recorder. The library retries a failing connection 10 times (minutes, with a pool timeout);
 here an unreachable store gives up after two attempts, so callers get a prompt 503.
@@ -19,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from inspect import unwrap
 from typing import Any
 from uuid import UUID
 
@@ -36,14 +39,13 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.sql import SQL
 
-from adapters.database import to_sqlite_time
+from adapters.database.sqlite import to_sqlite_time
 from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcement
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
 PIPELINE_LIMIT_BYTES = 1_000_000
-_library_insert_events = PostgresApplicationRecorder.insert_events.__wrapped__  # type: ignore[attr-defined]
+_library_insert_events = unwrap(PostgresApplicationRecorder.insert_events)
 
 
 @dataclass(frozen=True)
@@ -79,58 +81,32 @@ def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
     return rows
 
 
-POSTGRES_INDEX_DDL = [
-    "CREATE SEQUENCE IF NOT EXISTS session_numbers",
-    "CREATE TABLE IF NOT EXISTS session_directory ("
-    " number bigint PRIMARY KEY, session_uuid uuid NOT NULL UNIQUE,"
-    " account_id bigint NOT NULL, user_id bigint NOT NULL, created_at timestamptz NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS session_directory_scope ON session_directory (account_id, user_id, number DESC)",
-    "CREATE TABLE IF NOT EXISTS session_event_ids ("
-    " session_id bigint NOT NULL, event_id uuid NOT NULL, PRIMARY KEY (session_id, event_id))",
-    "CREATE TABLE IF NOT EXISTS session_feed ("
-    " position bigint NOT NULL, kind text NOT NULL, session_id bigint NOT NULL,"
-    " account_id bigint NOT NULL, user_id bigint NOT NULL, payload text NOT NULL,"
-    " created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (position, kind))",
-    "CREATE INDEX IF NOT EXISTS session_feed_scope ON session_feed (account_id, user_id, position)",
-]
+_SET_CONVERSATION = "UPDATE session_directory SET external_conversation_id = %s WHERE number = %s"
 
-SQLITE_INDEX_DDL = [
-    "CREATE TABLE IF NOT EXISTS session_numbers ("
-    " number INTEGER PRIMARY KEY AUTOINCREMENT, allocated_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS session_directory ("
-    " number INTEGER PRIMARY KEY, session_uuid TEXT NOT NULL UNIQUE,"
-    " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, created_at TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS session_directory_scope ON session_directory (account_id, user_id, number DESC)",
-    "CREATE TABLE IF NOT EXISTS session_event_ids ("
-    " session_id INTEGER NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (session_id, event_id))"
-    " WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS session_feed ("
-    " position INTEGER NOT NULL, kind TEXT NOT NULL, session_id INTEGER NOT NULL,"
-    " account_id INTEGER NOT NULL, user_id INTEGER NOT NULL, payload TEXT NOT NULL,"
-    " created_at TEXT NOT NULL, PRIMARY KEY (position, kind))"
-    " WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS session_feed_scope ON session_feed (account_id, user_id, position)",
-]
+
+def conversation_update(announcement: object) -> tuple[str, int] | None:
+    """(conversation id, session number) when the save linked the session to a conversation, so
+    that `session_directory` can find sessions by conversation."""
+    if not isinstance(announcement, Announcement) or announcement.session_update is None:
+        return None
+    conversation_id = announcement.session_update.get("external_conversation_id")
+    return (str(conversation_id), announcement.session_id) if conversation_id is not None else None
 
 
 class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
     """Snapshots: the library's recorder, giving up promptly when the store is unreachable."""
 
-    insert_events = _fail_fast(PostgresAggregateRecorder.insert_events.__wrapped__)  # type: ignore[attr-defined]
-    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    insert_events = _fail_fast(unwrap(PostgresAggregateRecorder.insert_events))
+    select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
 
 
 class SessionLogPostgresRecorder(PostgresApplicationRecorder):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sql_create_statements.extend(SQL(ddl) for ddl in POSTGRES_INDEX_DDL)  # type: ignore[arg-type]
-
-    select_events = _fail_fast(PostgresAggregateRecorder.select_events.__wrapped__)  # type: ignore[attr-defined]
+    select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
     select_notifications = _fail_fast(
-        PostgresApplicationRecorder.select_notifications.__wrapped__  # type: ignore[attr-defined]
+        unwrap(PostgresApplicationRecorder.select_notifications)
     )
     max_notification_id = _fail_fast(
-        PostgresApplicationRecorder.max_notification_id.__wrapped__  # type: ignore[attr-defined]
+        unwrap(PostgresApplicationRecorder.max_notification_id)
     )
 
     @_fail_fast
@@ -155,6 +131,9 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                 " VALUES (%s, %s, %s, %s, %s)",
                 (entry.number, entry.session_uuid, entry.account_id, entry.user_id, entry.created_at),
             )
+        linked = conversation_update(kwargs.get("announcement"))
+        if linked is not None:
+            curs.execute(_SET_CONVERSATION, linked)
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             curs.executemany(
@@ -180,15 +159,26 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
         return notification_ids
 
 
+LIBPQ_OPTIONS = "LIBPQ_OPTIONS"
+"""Environment key (in the env the log is given, never the process's) of a JSON object of libpq
+connection parameters from the URL's query string (`sslmode`, `sslrootcert`, ...)."""
+
+
 class SessionLogPostgresFactory(PostgresFactory):
     aggregate_recorder_class = FailFastPostgresAggregateRecorder
     application_recorder_class = SessionLogPostgresRecorder
 
+    def __init__(self, env: Any) -> None:
+        """The library's datastore knows only host, port, database, user and password; the
+        other connection parameters are added to its pool's before it opens."""
+        super().__init__(env)
+        options = json.loads(self.env.get(LIBPQ_OPTIONS) or "{}")
+        if options:
+            pool = self.datastore.pool
+            pool.kwargs = {**(pool.kwargs if isinstance(pool.kwargs, dict) else {}), **options}
+
 
 class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
-    def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *SQLITE_INDEX_DDL]
-
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -206,6 +196,9 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                     to_sqlite_time(entry.created_at),
                 ),
             )
+        linked = conversation_update(kwargs.get("announcement"))
+        if linked is not None:
+            c.execute("UPDATE session_directory SET external_conversation_id = ? WHERE number = ?", linked)
         recorded: RecordedIds | None = kwargs.get("recorded_ids")
         if recorded is not None and recorded.event_ids:
             c.executemany(

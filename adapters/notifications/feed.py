@@ -9,47 +9,52 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.database import Database
-from adapters.readmodel.projection import PROJECTION_NAME, REBUILT_FROM
+from adapters.database.base import Database
+from adapters.readmodel.projection import PROJECTION_NAME, REBUILT_FROM, tracked_position
 from application.notifications import Cursor, Notification
 from application.scope import Scope
 
-PRUNED_HORIZON = "session_feed_pruned"
-"""A `projection_tracking` row: the highest position pruned from the feed."""
+PRUNED_THROUGH = "pruned_through"
+"""A `feed_horizons` row: the highest position pruned from the feed."""
 
-_COLUMNS = "position, kind, session_id, account_id, user_id, payload"
-_READABLE = "(SELECT position FROM projection_tracking WHERE name = %s)"
+_READY_AFTER = (
+    "SELECT position, kind, session_id, account_id, user_id, payload FROM session_feed"
+    " WHERE position >= %s AND position <= (SELECT position FROM projection_tracking WHERE name = %s)"
+    " ORDER BY position, kind LIMIT %s"
+)
+_READY_FOR_SCOPE_AFTER = (
+    "SELECT position, kind, session_id, account_id, user_id, payload FROM session_feed"
+    " WHERE account_id = %s AND user_id = %s AND position >= %s"
+    " AND position <= (SELECT position FROM projection_tracking WHERE name = %s)"
+    " ORDER BY position, kind LIMIT %s"
+)
+"""A row is ready once the `session_events` projection has passed its position."""
 
 
 class NotificationFeed:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def create_tables(self) -> None:
-        self._db.ensure_tracking_row(PRUNED_HORIZON)
-
     def readable_position(self) -> int:
-        return self._db.tracked_position(PROJECTION_NAME)
+        return tracked_position(self._db, PROJECTION_NAME)
 
     def rebuilt_from(self) -> int:
-        return self._db.tracked_position(REBUILT_FROM)
+        return self._horizon(REBUILT_FROM)
+
+    def _horizon(self, name: str) -> int:
+        rows = self._db.fetch_all("SELECT position FROM feed_horizons WHERE name = %s", (name,))
+        return int(rows[0]["position"]) if rows else 0
 
     def ready_after(self, after: Cursor, limit: int = 1000) -> list[Notification]:
         """Ready notifications of every scope after `after`, in feed order."""
-        rows = self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM session_feed WHERE position >= %s AND position <= {_READABLE}"
-            " ORDER BY position, kind LIMIT %s",
-            (after.position, PROJECTION_NAME, limit + 2),
-        )
+        rows = self._db.fetch_all(_READY_AFTER, (after.position, PROJECTION_NAME, limit + 2))
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
-        if after.position < self._db.tracked_position(PRUNED_HORIZON) or after.position > self.readable_position():
+        if after.position < self._horizon(PRUNED_THROUGH) or after.position > self.readable_position():
             return None  # pruned since, or from another log (a database replaced or reset)
         rows = self._db.fetch_all(
-            f"SELECT {_COLUMNS} FROM session_feed WHERE account_id = %s AND user_id = %s AND position >= %s"
-            f" AND position <= {_READABLE} ORDER BY position, kind LIMIT %s",
-            (scope.account_id, scope.user_id, after.position, PROJECTION_NAME, limit + 2),
+            _READY_FOR_SCOPE_AFTER, (scope.account_id, scope.user_id, after.position, PROJECTION_NAME, limit + 2)
         )
         return [n for n in map(_notification, rows) if n.cursor > after][:limit]
 
@@ -59,18 +64,16 @@ class NotificationFeed:
         cutoff = datetime.now(UTC) - older_than
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
-                self._db.sql("SELECT max(position) AS horizon FROM session_feed WHERE created_at < %s"),
+                self._db.statement("SELECT max(position) AS horizon FROM session_feed WHERE created_at < %s"),
                 (self._db.time(cutoff),),
             )
             horizon = cursor.fetchone()["horizon"]
             if horizon is None:
                 return 0
-            cursor.execute(self._db.sql("DELETE FROM session_feed WHERE position <= %s"), (horizon,))
+            cursor.execute(self._db.statement("DELETE FROM session_feed WHERE position <= %s"), (horizon,))
             cursor.execute(
-                self._db.sql(
-                    "UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s AND position < %s"
-                ),
-                (horizon, self._db.now(), PRUNED_HORIZON, horizon),
+                self._db.statement("UPDATE feed_horizons SET position = %s WHERE name = %s AND position < %s"),
+                (horizon, PRUNED_THROUGH, horizon),
             )
             return int(horizon)
 

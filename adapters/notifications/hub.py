@@ -35,7 +35,8 @@ class HubSubscription:
             raise SubscriptionClosed
         if item is _LAGGED:
             raise SubscriptionLagged
-        assert isinstance(item, Notification)
+        if not isinstance(item, Notification):
+            raise TypeError(f"unexpected item in a subscription queue: {item!r}")
         return item
 
     def close(self) -> None:

@@ -17,16 +17,15 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.database import Database, store_errors
+from adapters.database.base import Database, store_errors
 from adapters.eventstore.log import SessionLog
-from adapters.readmodel.tables import POSTGRES_DDL, SQLITE_DDL
 from domain.session import Session
 
 logger = logging.getLogger("session_events.projection")
 
 PROJECTION_NAME = "session_events"
-REBUILT_FROM = "session_events_rebuilt_from"
-"""A `projection_tracking` row: the log head when the read model was last reset for a rebuild."""
+REBUILT_FROM = "rebuilt_from"
+"""A `feed_horizons` row: the log head when the read model was last reset for a rebuild."""
 FEED_CHANNEL = "session_feed"
 MAX_CONFLICTS_WITHOUT_PROGRESS = 50
 
@@ -44,17 +43,31 @@ class ProjectionConflict(Exception):
     """Another projector moved the position first; the batch was rolled back."""
 
 
+def tracked_position(database: Database, name: str) -> int:
+    rows = database.fetch_all("SELECT position FROM projection_tracking WHERE name = %s", (name,))
+    return int(rows[0]["position"]) if rows else 0
+
+
 class Progress:
     """The position this process last saw the projection reach, and a way to wait for more."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
         self.position = 0
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` each time the projection moves on in this process."""
+        self._listeners.append(listener)
 
     def advanced_to(self, position: int) -> None:
         with self._condition:
+            moved = position > self.position
             self.position = max(self.position, position)
             self._condition.notify_all()
+        if moved:
+            for listener in self._listeners:
+                listener()
 
     def wait(self, timeout: float) -> None:
         with self._condition:
@@ -72,21 +85,17 @@ class SessionEventsProjection:
         self.batch_size = batch_size
         self.progress = Progress()
         self._numbers: dict[UUID, int] = {}
-        self._insert = database.sql(
+        self._insert = database.statement(
             "INSERT INTO session_events (session_id, sequence, id, event_type, sent_at,"
             " received_at, data, metadata, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         )
-        self._advance = database.sql(
+        self._advance = database.statement(
             "UPDATE projection_tracking SET position = %s, updated_at = %s"
             " WHERE name = %s AND position = %s RETURNING position"
         )
 
-    def create_tables(self) -> None:
-        self._db.execute_script(POSTGRES_DDL if self._db.dialect == "postgres" else SQLITE_DDL)
-        self._db.ensure_tracking_row(PROJECTION_NAME)
-
     def position(self) -> int:
-        position = self._db.tracked_position(PROJECTION_NAME)
+        position = tracked_position(self._db, PROJECTION_NAME)
         self.progress.advanced_to(position)
         return position
 
@@ -108,8 +117,8 @@ class SessionEventsProjection:
             domain_event = self._log.mapper.to_domain_event(notification)
             if isinstance(domain_event, Session.EventRecorded):
                 recorded.append((domain_event, notification.id))
-            elif isinstance(domain_event, Session.Started):
-                self._numbers[domain_event.originator_id] = domain_event.number  # type: ignore[attr-defined]
+            elif isinstance(domain_event, Session.Created):  # the session's `Started` event
+                self._numbers[domain_event.originator_id] = getattr(domain_event, "number")  # noqa: B009 (made by @event)
         rows = self._rows(recorded)
         end = notifications[-1].id
         try:
@@ -121,9 +130,8 @@ class SessionEventsProjection:
                     raise ProjectionConflict(f"position moved from {start} by another projector")
                 if rows:
                     cursor.executemany(self._insert, rows)
-                if self._db.dialect == "postgres":
-                    # Delivered on commit: tells every process's notifier that more is readable.
-                    cursor.execute("SELECT pg_notify(%s, %s)", (FEED_CHANNEL, str(end)))
+                # Delivered on commit: tells every process's notifier that more is readable.
+                self._db.announce(cursor, FEED_CHANNEL, str(end))
         except IntegrityError as error:  # a rival wrote these rows first (e.g. a rebuild beside the service)
             raise ProjectionConflict(str(error)) from error
         self.progress.advanced_to(end)
@@ -151,11 +159,7 @@ class SessionEventsProjection:
 
     def behind(self) -> int:
         """How many log events the projection has still to process."""
-        position = self.position()
-        table = self._log.recorder.events_table_name  # type: ignore[attr-defined]
-        column = "notification_id" if self._db.dialect == "postgres" else "rowid"
-        rows = self._db.fetch_all(f"SELECT count(*) AS behind FROM {table} WHERE {column} > %s", (position,))
-        return int(rows[0]["behind"])
+        return self._db.count_log_events_after(self.position())
 
     def status(self) -> ProjectionStatus:
         rows = self._db.fetch_all(
@@ -174,18 +178,16 @@ class SessionEventsProjection:
         """Empties the read model so that it is rebuilt from the start of the log. Remembers
         where the log stood: notifications up to there were sent before, and are not sent again."""
         head = self.head()
-        self._db.ensure_tracking_row(REBUILT_FROM)
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
-                self._db.sql("UPDATE projection_tracking SET position = %s, updated_at = %s WHERE name = %s"),
-                (head, self._db.now(), REBUILT_FROM),
+                self._db.statement("UPDATE feed_horizons SET position = %s WHERE name = %s"), (head, REBUILT_FROM)
             )
             # Take the position first: it waits for a projector's batch in flight to commit, so the
             # DELETE that follows (a new statement, a new snapshot) also removes that batch's rows.
             # Deleting first would leave them behind a position of 0, and every projector would
             # then collide with them for ever.
             cursor.execute(
-                self._db.sql("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
+                self._db.statement("UPDATE projection_tracking SET position = 0, updated_at = %s WHERE name = %s"),
                 (self._db.now(), PROJECTION_NAME),
             )
             cursor.execute("DELETE FROM session_events")  # not TRUNCATE: readers keep their snapshot
@@ -194,39 +196,21 @@ class SessionEventsProjection:
     def _rows(self, recorded: Sequence[tuple[Session.EventRecorded, int]]) -> list[tuple[Any, ...]]:
         if len(self._numbers) > 100_000:
             self._numbers.clear()
-        self._learn_numbers({e.originator_id for e, _ in recorded} - self._numbers.keys())
-        postgres = self._db.dialect == "postgres"
-        rows = []
-        for e, position in recorded:
-            rows.append(
-                (
-                    self._numbers[e.originator_id],
-                    e.sequence,
-                    e.event_id if postgres else str(e.event_id),
-                    e.event_type,
-                    self._db.time(e.sent_at),
-                    self._db.time(e.timestamp),
-                    e.data,
-                    e.metadata,
-                    position,
-                )
+        unknown = {e.originator_id for e, _ in recorded} - self._numbers.keys()
+        if unknown:
+            self._numbers.update(self._db.session_numbers_of(unknown))
+        db = self._db
+        return [
+            (
+                self._numbers[e.originator_id],
+                e.sequence,
+                db.uuid(e.event_id),
+                e.event_type,
+                db.time(e.sent_at),
+                db.time(e.timestamp),
+                e.data,
+                e.metadata,
+                position,
             )
-        return rows
-
-    def _learn_numbers(self, unknown: set[UUID]) -> None:
-        if not unknown:
-            return
-        if self._db.dialect == "postgres":
-            rows = self._db.fetch_all(
-                "SELECT number, session_uuid FROM session_directory WHERE session_uuid = ANY(%s)",
-                (list(unknown),),
-            )
-            self._numbers.update({row["session_uuid"]: int(row["number"]) for row in rows})
-        else:
-            ids = [str(u) for u in unknown]
-            placeholders = ",".join("?" * len(ids))
-            rows = self._db.fetch_all(
-                f"SELECT number, session_uuid FROM session_directory WHERE session_uuid IN ({placeholders})",
-                ids,
-            )
-            self._numbers.update({UUID(row["session_uuid"]): int(row["number"]) for row in rows})
+            for e, position in recorded
+        ]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-from adapters.database import Database, from_sqlite_time, store_errors
+from adapters.database.base import Database, store_errors
 from adapters.readmodel.projection import PROJECTION_NAME, SessionEventsProjection
 from application.errors import StoreUnavailable
 from application.queries import EventQuery, Order, RecordedEvent
@@ -37,38 +36,35 @@ class ReadModelEventViews:
                 self._projection.progress.wait(0.01)
 
     def _rows_if_projected_to(self, head: int, session_id: int, query: EventQuery) -> list[Any] | None:
-        postgres = self._db.dialect == "postgres"
+        db = self._db
         direction = "DESC" if query.order is Order.DESC else "ASC"
-        statement = (
-            "SELECT id, session_id, sequence, event_type, sent_at, received_at,"
-            + (" data::text AS data, metadata::text AS metadata" if postgres else " data, metadata")
-            + " FROM session_events WHERE session_id = %s"
-        )
+        data, metadata = db.json_text("data"), db.json_text("metadata")
+        columns = f"id, session_id, sequence, event_type, sent_at, received_at, {data}, {metadata}"
+        statement = f"SELECT {columns} FROM session_events WHERE session_id = %s"  # noqa: S608 (our columns)
         params: list[object] = [session_id]
         if query.event_type is not None:
             statement += " AND event_type = %s"
             params.append(query.event_type.value)
-        statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"
+        statement += f" ORDER BY sent_at {direction}, sequence {direction} LIMIT %s OFFSET %s"  # ASC or DESC only
         params += [query.limit, query.offset]
-        with self._db.transaction(commit=False) as cursor:
-            if postgres:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute(self._db.sql("SELECT position FROM projection_tracking WHERE name = %s"), (PROJECTION_NAME,))
+        with db.transaction(commit=False) as cursor:
+            db.snapshot_reads(cursor)
+            cursor.execute(db.statement("SELECT position FROM projection_tracking WHERE name = %s"), (PROJECTION_NAME,))
             tracked = cursor.fetchone()
             if tracked is None or int(tracked["position"]) < head:
                 return None
-            cursor.execute(self._db.sql(statement), params)
+            cursor.execute(db.statement(statement), params)
             return list(cursor.fetchall())
 
     def _event(self, row: Any) -> RecordedEvent:
-        postgres = self._db.dialect == "postgres"
+        db = self._db
         return RecordedEvent(
-            event_id=row["id"] if postgres else UUID(row["id"]),
+            event_id=db.read_uuid(row["id"]),
             session_id=int(row["session_id"]),
             sequence=int(row["sequence"]),
             event_type=row["event_type"],
-            sent_at=row["sent_at"] if postgres else from_sqlite_time(row["sent_at"]),
-            received_at=row["received_at"] if postgres else from_sqlite_time(row["received_at"]),
+            sent_at=db.read_time(row["sent_at"]),
+            received_at=db.read_time(row["received_at"]),
             data_json=row["data"],
             metadata_json=row["metadata"],
         )

@@ -40,7 +40,7 @@ def json_object(body: bytes) -> RawFields:
 def event_batch(body: bytes) -> list[RawFields]:
     envelope = json_object(body)
     raw_events = envelope.get("events")
-    if raw_events is None or bytes(raw_events).strip() == b"null":
+    if raw_events is None or raw_events.strip() in (b"null", "null"):
         raise EventRejected({"events": ["can't be blank"]})
     try:
         items = _array.decode(raw_events)

@@ -8,14 +8,15 @@ first; if that is no longer possible the client gets a `resync` event and should
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from litestar import Request, WebSocket, get, websocket
-from litestar.datastructures import State
+from litestar import Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.notifications import (
@@ -26,17 +27,16 @@ from application.notifications import (
     SubscriptionLagged,
 )
 from application.scope import Scope
-from entrypoints.http.auth import provide_service
+from entrypoints.http.errors import Problem
+from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.providers import Notifications, Tokens
+from entrypoints.http.schemas import answer
 
-KEEPALIVE_SECONDS = float(os.environ.get("SESSION_EVENTS_KEEPALIVE_SECONDS", "10"))
-"""Under the contract's 15 s, with room for a slow network."""
+KEEPALIVE_SECONDS = 10.0
+"""Under the contract's 15 s, with room for a slow network (the default of `Settings.keepalive_seconds`)."""
 REPLAY_LIMIT = 1000
 RESYNC = "resync"
 RESYNC_REASON = {"reason": "notifications were missed; re-query your sessions"}
-
-
-def provide_notifier(state: State) -> Notifier:
-    return provide_service(state).notifier
 
 
 class Connected:
@@ -62,7 +62,9 @@ class Resync:
 StreamItem = Connected | Notification | Resync | KeepAlive
 
 
-async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | None) -> AsyncIterator[StreamItem]:
+async def notifications(
+    notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float = KEEPALIVE_SECONDS
+) -> AsyncIterator[StreamItem]:
     """The caller's notifications: first what it missed since `last_seen`, then live ones; ends
     when the service shuts down."""
     subscription = notifier.subscribe(caller)  # before the replay, so nothing falls in between
@@ -75,12 +77,12 @@ async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | N
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
             else:
-                for notification in backlog:
-                    yield notification
-                    sent = notification.cursor
+                for missed in backlog:
+                    yield missed
+                    sent = missed.cursor
         while True:
             try:
-                notification = await subscription.next(timeout=KEEPALIVE_SECONDS)
+                notification = await subscription.next(timeout=keepalive)
             except SubscriptionLagged:
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
@@ -96,18 +98,53 @@ async def notifications(notifier: Notifier, caller: Scope, last_seen: Cursor | N
         subscription.close()
 
 
+_EVENTS = (
+    "Events: `session_events` `{session_id, event_count}` once a call's events can be read; "
+    "`session_updated` `{session_id, status, external_conversation_id}` when a call changed the session; "
+    "`resync` `{reason}`: notifications were missed, re-query. Each event's `id` resumes the stream."
+)
+_SSE_EXAMPLE = (
+    ": connected\nretry: 2000\n\n"
+    'event: session_events\nid: 42\ndata: {"session_id": 7, "event_count": 3}\n\n'
+    'event: session_updated\nid: 42.1\ndata: {"session_id": 7, "status": "complete", '
+    '"external_conversation_id": "conv-1"}\n\n'
+    ": keep-alive\n\n"
+)
+
+
 @get(
     "/stream",
     summary="Live notifications (Server-Sent Events)",
-    description="Events `session_events` {session_id, event_count} and `session_updated` {session_id, status, "
-    "external_conversation_id}; `resync` means re-query. Resume with the `Last-Event-ID` header "
-    "(or `?last_event_id=`). A comment is sent every 10 s to keep the connection alive.",
+    description=f"The caller's notifications as Server-Sent Events. {_EVENTS} Resume with the `Last-Event-ID` "
+    "header (or `?last_event_id=`): what was missed is sent first. A comment is sent every 10 s to keep the "
+    "connection alive.",
+    responses={
+        200: ResponseSpec(
+            str,
+            media_type="text/event-stream",
+            description=f"An endless `text/event-stream`. {_EVENTS}",
+            examples=[Example(summary="A stream", value=_SSE_EXAMPLE)],
+            generate_examples=False,
+        ),
+        **errors_documented(401, 503),
+    },
+    operation_class=ContractOperation,
 )
-async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notifier) -> ServerSentEvent:
-    last_seen = Cursor.parse(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
+async def stream(
+    caller: Scope,
+    notifier: Notifications,
+    keepalive: float,
+    last_event_id_header: str | None = Parameter(
+        header="last-event-id", default=None, description="The `id` of the last event received, to resume."
+    ),
+    last_event_id: str | None = Parameter(
+        default=None, description="Same as the `Last-Event-ID` header, for clients that cannot set it."
+    ),
+) -> ServerSentEvent:
+    last_seen = Cursor.parse(last_event_id_header or last_event_id)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for item in notifications(notifier, caller, last_seen):
+        async for item in notifications(notifier, caller, last_seen, keepalive):
             if isinstance(item, Notification):
                 yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
             elif isinstance(item, Resync):
@@ -121,19 +158,20 @@ async def stream(request: Request[Any, Any, Any], caller: Scope, notifier: Notif
 
 
 @websocket("/ws")
-async def notifications_socket(socket: WebSocket[Any, Any, Any], state: State) -> None:
+async def notifications_socket(
+    socket: WebSocket[Any, Any, Any], tokens: Tokens, notifier: Notifications, keepalive: float
+) -> None:
     """Browsers cannot set headers on a WebSocket: the token comes as `?token=`. Messages are
     JSON objects `{"event", "id", "data"}`."""
-    service = provide_service(state)
     token = socket.query_params.get("token") or ""
-    caller = await anyio.to_thread.run_sync(service.tokens.scope_of, token) if token else None
+    caller = await anyio.to_thread.run_sync(tokens.scope_of, token) if token else None
     await socket.accept()  # then close with a code a browser can read (a refused handshake is opaque)
     if caller is None:
         await socket.close(code=4401, reason="missing or unknown token")
         return
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
     try:
-        async for item in notifications(service.notifier, caller, last_seen):
+        async for item in notifications(notifier, caller, last_seen, keepalive):
             if isinstance(item, Notification):
                 await socket.send_json({"event": item.kind, "id": item.event_id, "data": dict(item.payload)})
             elif isinstance(item, Resync):
@@ -143,3 +181,28 @@ async def notifications_socket(socket: WebSocket[Any, Any, Any], state: State) -
         await socket.close(code=1001, reason="service shutting down")
     except WebSocketDisconnect:
         return
+
+
+@get(
+    "/api/ws",
+    status_code=426,
+    summary="Live notifications (WebSocket)",
+    description="A WebSocket (OpenAPI cannot describe one: this is its handshake). Connect with "
+    "`Upgrade: websocket` and the token as `?token=` (browsers cannot set headers on a WebSocket). "
+    f"Each message is a JSON object `{{event, id, data}}`. {_EVENTS} `keep-alive` messages (no id) come "
+    "every 10 s. The server closes with code 4401 for a missing or unknown token, 1001 when it shuts down. "
+    "Resume with `?last_event_id=`. A plain HTTP request (without the upgrade) is answered 426.",
+    responses={
+        101: ResponseSpec(None, description="Switching Protocols: the WebSocket is open."),
+    },
+    response_description="Upgrade Required: this path only speaks WebSocket.",
+    operation_class=ContractOperation,
+    sync_to_thread=False,
+)
+def notifications_socket_handshake(
+    token: str | None = Parameter(default=None, description="An API token (required by the WebSocket)."),
+    last_event_id: str | None = Parameter(default=None, description="The `id` of the last message received."),
+) -> Response[Problem]:
+    """Documents `/api/ws` in the OpenAPI document, and tells a plain HTTP client what it missed."""
+    body = Problem("upgrade_required", "this path is a WebSocket: connect with Upgrade: websocket")
+    return answer(body, status_code=426, headers={"Upgrade": "websocket"})

@@ -10,13 +10,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import ServerProcess
+from tests.factories import wire_event
 from tests.integration.test_persistence import json_objects, kinds
-
-
-def event(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {}}
-    values.update(overrides)
-    return values
 
 
 def new_session(client: httpx.Client, **body: object) -> dict:
@@ -63,8 +58,8 @@ def test_foreign_and_missing_sessions_answer_alike(client: httpx.Client, server:
     for path, method, body in (
         (f"/api/sessions/{mine}", "GET", None),
         (f"/api/sessions/{mine}/events", "GET", None),
-        (f"/api/sessions/{mine}/events", "POST", event()),
-        (f"/api/sessions/{mine}/events/batch", "POST", {"events": [event()]}),
+        (f"/api/sessions/{mine}/events", "POST", wire_event()),
+        (f"/api/sessions/{mine}/events/batch", "POST", {"events": [wire_event()]}),
     ):
         foreign = httpx.request(method, server.base_url + path, headers=stranger, json=body)
         missing = client.request(method, path.replace(str(mine), "987654321"), json=body)
@@ -74,7 +69,8 @@ def test_foreign_and_missing_sessions_answer_alike(client: httpx.Client, server:
 def test_recording_events_and_side_effects(client: httpx.Client) -> None:
     sid = new_session(client)["id"]
     started = client.post(
-        f"/api/sessions/{sid}/events", json=event(event_type="conversationStarted", data={"conversation_id": "conv-1"})
+        f"/api/sessions/{sid}/events",
+        json=wire_event(event_type="conversationStarted", data={"conversation_id": "conv-1"}),
     )
     assert started.status_code == 200
     assert started.json()["data"]["external_conversation_id"] == "conv-1"
@@ -83,9 +79,9 @@ def test_recording_events_and_side_effects(client: httpx.Client) -> None:
         f"/api/sessions/{sid}/events/batch",
         json={
             "events": [
-                event(event_type="conversation_started", data={"conversation_id": "conv-2"}),
-                event(event_type="session_status_changed", data={"new_status": "bogus"}),
-                event(
+                wire_event(event_type="conversation_started", data={"conversation_id": "conv-2"}),
+                wire_event(event_type="session_status_changed", data={"new_status": "bogus"}),
+                wire_event(
                     event_type="session_status_changed",
                     timestamp="2026-01-01T00:00:01",
                     data={"new_status": "complete"},
@@ -108,18 +104,26 @@ def test_an_invalid_batch_is_422_with_the_index_and_stores_nothing(client: httpx
     sid = new_session(client)["id"]
     response = client.post(
         f"/api/sessions/{sid}/events/batch",
-        json={"events": [event(), event(event_type="nope", sent_at=None, data=[], id="x"), event(data=None)]},
+        json={
+            "events": [
+                wire_event(),
+                wire_event(event_type="nope", sent_at=None, data=[], id="x"),
+                wire_event(data=None),
+            ]
+        },
     )
     assert response.status_code == 422
-    assert response.json() == {
-        "index": 1,
-        "errors": {
+    body = response.json()
+    assert (body["index"], body["errors"]) == (
+        1,
+        {
             "event_type": ["is invalid"],
             "sent_at": ["can't be blank"],
             "data": ["is invalid"],
             "id": ["is invalid"],
         },
-    }
+    )
+    assert set(body) == {"index", "errors", "hints"}  # `hints` lists the event types
     assert client.get(f"/api/sessions/{sid}/events").json()["data"] == []
     assert client.get(f"/api/sessions/{sid}").json()["data"]["event_count"] == 0
 
@@ -130,11 +134,11 @@ def test_batch_size_and_shape_are_checked(client: httpx.Client) -> None:
         ({"events": []}, "events"),
         ({}, "events"),
         ({"events": {}}, "events"),
-        ({"events": [event()] * 1001}, "events"),
+        ({"events": [wire_event()] * 1001}, "events"),
     ):
         response = client.post(f"/api/sessions/{sid}/events/batch", json=body)
         assert response.status_code == 422 and field in response.json()["errors"], response.text
-    response = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [event(), 5]})
+    response = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [wire_event(), 5]})
     assert response.status_code == 422 and response.json()["index"] == 1
 
 
@@ -143,22 +147,24 @@ def test_malformed_bodies_are_4xx_with_json(client: httpx.Client) -> None:
     for content in (b"{", b"[1,2]", b'"text"', b"\xff\xfe"):
         response = client.post(f"/api/sessions/{sid}/events", content=content)
         assert response.status_code in (400, 422) and response.json()
-    single = client.post(f"/api/sessions/{sid}/events", json=event(session_id=sid + 1))
+    single = client.post(f"/api/sessions/{sid}/events", json=wire_event(session_id=sid + 1))
     assert single.status_code == 422 and single.json() == {"errors": {"session_id": ["is invalid"]}}
 
 
 def test_a_body_over_10_mib_is_413(client: httpx.Client) -> None:
     sid = new_session(client)["id"]
-    huge = json.dumps(event(data={"blob": "x" * (10 * 1024 * 1024 + 10)})).encode()
+    huge = json.dumps(wire_event(data={"blob": "x" * (10 * 1024 * 1024 + 10)})).encode()
     assert client.post(f"/api/sessions/{sid}/events", content=huge).status_code == 413
 
 
 def test_safe_retries_by_client_id(client: httpx.Client) -> None:
     sid = new_session(client)["id"]
     ids = [str(uuid.uuid4()) for _ in range(3)]
-    first = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [event(id=i) for i in ids]})
-    retry = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [event(id=i) for i in [*ids, ids[0]]]})
-    single = client.post(f"/api/sessions/{sid}/events", json=event(id=ids[1]))
+    first = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [wire_event(id=i) for i in ids]})
+    retry = client.post(
+        f"/api/sessions/{sid}/events/batch", json={"events": [wire_event(id=i) for i in [*ids, ids[0]]]}
+    )
+    single = client.post(f"/api/sessions/{sid}/events", json=wire_event(id=ids[1]))
     assert (first.json()["event_count"], retry.json()["event_count"]) == (3, 0)
     assert single.status_code == 200 and single.json()["data"]["event_count"] == 3
     assert sorted(e["id"] for e in client.get(f"/api/sessions/{sid}/events").json()["data"]) == sorted(ids)
@@ -176,9 +182,9 @@ def test_events_read_back_exactly_and_in_order(client: httpx.Client) -> None:
         f"/api/sessions/{sid}/events/batch",
         json={
             "events": [
-                event(sent_at="2026-03-01T08:00:00Z"),
-                event(sent_at="2026-03-01T09:00:00Z"),
-                event(sent_at="2026-03-01T09:00:00Z"),
+                wire_event(sent_at="2026-03-01T08:00:00Z"),
+                wire_event(sent_at="2026-03-01T09:00:00Z"),
+                wire_event(sent_at="2026-03-01T09:00:00Z"),
             ]
         },
     )
@@ -229,7 +235,7 @@ def test_read_your_writes_under_concurrent_writers(client: httpx.Client) -> None
     sid = new_session(client)["id"]
 
     def write(k: int) -> int:
-        answer = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [event(data={"k": k})] * 5})
+        answer = client.post(f"/api/sessions/{sid}/events/batch", json={"events": [wire_event(data={"k": k})] * 5})
         assert answer.status_code == 200, answer.text
         seen = client.get(f"/api/sessions/{sid}/events?limit=1000").json()["data"]
         return sum(e["data"] == {"k": k} for e in seen)
@@ -293,3 +299,16 @@ def test_a_missing_session_is_404_whatever_the_body(client: httpx.Client) -> Non
     ):
         response = client.post(path, content=body)
         assert (response.status_code, response.json()) == (404, {"status": "not_found", "error": "Session not found"})
+
+
+def test_sessions_are_listed_by_conversation(client: httpx.Client) -> None:
+    linked = new_session(client)["id"]
+    new_session(client)
+    conversation = f"conv-{uuid.uuid4()}"
+    started = wire_event(event_type="conversation_started", data={"conversation_id": conversation})
+    assert client.post(f"/api/sessions/{linked}/events", json=started).status_code == 200
+    found = client.get("/api/sessions", params={"conversation_id": conversation})
+    assert found.status_code == 200
+    assert [s["id"] for s in found.json()["data"]] == [linked]
+    assert client.get("/api/sessions", params={"conversation_id": "conv-nobody"}).json()["data"] == []
+    assert client.get("/api/sessions", params={"conversation_id": "x" * 1001}).status_code == 422

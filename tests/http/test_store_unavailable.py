@@ -17,6 +17,7 @@ import pytest
 
 from application.scope import Scope
 from tests.conftest import ServerProcess, free_port, require_postgres
+from tests.factories import wire_event
 
 PG_BIN = (
     Path("/usr/lib/postgresql")
@@ -90,11 +91,7 @@ def test_store_down_is_a_prompt_503_and_recovery_is_automatic(cluster: Throwaway
             sid = client.post("/api/sessions", json={}).json()["data"]["id"]
             cluster.stop()
             for method, path, body in (
-                (
-                    "POST",
-                    f"/api/sessions/{sid}/events",
-                    {"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {}},
-                ),
+                ("POST", f"/api/sessions/{sid}/events", wire_event()),
                 ("GET", f"/api/sessions/{sid}/events", None),
                 ("GET", "/health", None),
             ):

@@ -15,9 +15,10 @@ import websockets
 
 from application.scope import Scope
 from tests.conftest import ServerProcess, fresh_postgres_database, require_postgres
+from tests.factories import wire_event
 from tests.http.sse import StreamReader
 
-EVENT = {"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {}}
+EVENT = wire_event()
 
 
 def api(server: ServerProcess, token: str) -> httpx.Client:

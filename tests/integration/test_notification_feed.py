@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 
 from adapters.notifications.feed import NotificationFeed
-from adapters.settings import StoreSettings
 from application.notifications import Cursor
 from application.queries import EventQuery
 from application.scope import Scope
 from entrypoints.bootstrap import bootstrap
-from tests.conftest import STORES, store_url
+from tests.conftest import STORES, settings_for, store_url
+from tests.factories import raw_event
 
-EVENT = {
-    "event_type": b'"session_status_changed"',
-    "sent_at": b'"2026-01-01T00:00:00Z"',
-    "data": b'{"new_status": "failed"}',
-}
+EVENT = raw_event(event_type="session_status_changed", data={"new_status": "failed"})
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_feed_readiness_replay_and_pruning(kind: str, tmp_path: Path) -> None:
     with store_url(kind, tmp_path) as url:
-        service = bootstrap(StoreSettings.from_url(url), run_projection=False)
+        service = bootstrap(settings_for(url), run_projection=False)
         try:
             mine, other = Scope(1, 2), Scope(1, 3)
             feed = NotificationFeed(service.database)

@@ -12,21 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
-from adapters.settings import StoreSettings
+from adapters.readmodel.projection import ProjectionConflict
 from application.errors import EventRejected, SessionNotFound
 from application.queries import EventQuery, Order, Page
 from application.scope import Scope
 from entrypoints.bootstrap import Service, bootstrap
-
-
-def event(sent_at: datetime | None = None, **overrides: object) -> dict[str, bytes]:
-    values: dict[str, object] = {
-        "event_type": "tool_called",
-        "sent_at": (sent_at or datetime(2026, 1, 1, tzinfo=UTC)).isoformat(),
-        "data": {},
-    }
-    values.update(overrides)
-    return {k: json.dumps(v).encode() for k, v in values.items()}
+from tests.conftest import settings_for
+from tests.factories import raw_event
 
 
 def all_events(service: Service, scope: Scope, number: int, order: Order = Order.ASC):
@@ -39,8 +31,8 @@ def test_a_session_and_its_events_persist_and_read_back(service: Service, scope:
         scope,
         number,
         [
-            event(event_type="conversation_started", data={"conversation_id": "c-9"}),
-            event(event_type="session_status_changed", data={"new_status": "complete"}, metadata={"m": 1}),
+            raw_event(event_type="conversation_started", data={"conversation_id": "c-9"}),
+            raw_event(event_type="session_status_changed", data={"new_status": "complete"}, metadata={"m": 1}),
         ],
     )
     assert handled.new_event_count == 2
@@ -72,7 +64,7 @@ def test_a_session_in_another_scope_is_not_found(service: Service, scope: Scope)
 def test_an_invalid_batch_stores_nothing(service: Service, scope: Scope) -> None:
     number = service.sessions.create_session(scope).number
     with pytest.raises(EventRejected):
-        service.sessions.handle_events(scope, number, [event(), event(), event(data=[1])])
+        service.sessions.handle_events(scope, number, [raw_event(), raw_event(), raw_event(data=[1])])
     assert service.sessions.get_session(scope, number).event_count == 0
     assert all_events(service, scope, number) == []
 
@@ -80,8 +72,8 @@ def test_an_invalid_batch_stores_nothing(service: Service, scope: Scope) -> None
 def test_retried_ids_are_recorded_once(service: Service, scope: Scope) -> None:
     number = service.sessions.create_session(scope).number
     ids = [str(uuid4()) for _ in range(5)]
-    first = service.sessions.handle_events(scope, number, [event(id=i) for i in ids[:3]])
-    retry = service.sessions.handle_events(scope, number, [event(id=i) for i in ids])
+    first = service.sessions.handle_events(scope, number, [raw_event(id=i) for i in ids[:3]])
+    retry = service.sessions.handle_events(scope, number, [raw_event(id=i) for i in ids])
     assert (first.new_event_count, retry.new_event_count, retry.session.event_count) == (3, 2, 5)
     assert sorted(str(e.event_id) for e in all_events(service, scope, number)) == sorted(ids)
 
@@ -94,8 +86,8 @@ def test_concurrent_writers_to_one_session_all_succeed(service: Service, scope: 
     def write(worker: int) -> None:
         try:
             for k in range(10):
-                service.sessions.handle_events(scope, number, [event(data={"w": worker, "k": k}) for _ in range(3)])
-                service.sessions.handle_event(scope, number, event(id=retried_id))
+                service.sessions.handle_events(scope, number, [raw_event(data={"w": worker, "k": k}) for _ in range(3)])
+                service.sessions.handle_event(scope, number, raw_event(id=retried_id))
         except BaseException as error:
             errors.append(error)
 
@@ -116,7 +108,7 @@ def test_paging_is_stable_and_desc_is_the_exact_reverse(service: Service, scope:
     number = service.sessions.create_session(scope).number
     base = datetime(2026, 5, 1, tzinfo=UTC)
     # Many ties on sent_at, and arrival order different from time order.
-    batch = [event(sent_at=base + timedelta(seconds=(k * 7) % 5)) for k in range(40)]
+    batch = [raw_event(sent_at=(base + timedelta(seconds=(k * 7) % 5)).isoformat()) for k in range(40)]
     service.sessions.handle_events(scope, number, batch)
     asc = all_events(service, scope, number)
     desc = all_events(service, scope, number, Order.DESC)
@@ -131,7 +123,7 @@ def test_paging_is_stable_and_desc_is_the_exact_reverse(service: Service, scope:
 
 def test_event_type_filter(service: Service, scope: Scope) -> None:
     number = service.sessions.create_session(scope).number
-    service.sessions.handle_events(scope, number, [event(), event(event_type="file_created"), event()])
+    service.sessions.handle_events(scope, number, [raw_event(), raw_event(event_type="file_created"), raw_event()])
     found = service.sessions.get_events(scope, number, EventQuery.parse(event_type="fileCreated"))
     assert [e.sequence for e in found] == [2]
 
@@ -143,14 +135,14 @@ def test_a_cold_process_sees_every_write_and_appends_after_snapshots(
     from snapshot plus tail, and both processes keep appending without loss."""
     number = service.sessions.create_session(scope).number
     for _ in range(3):
-        service.sessions.handle_events(scope, number, [event() for _ in range(SNAPSHOT_INTERVAL // 2 + 1)])
-    other = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+        service.sessions.handle_events(scope, number, [raw_event() for _ in range(SNAPSHOT_INTERVAL // 2 + 1)])
+    other = bootstrap(settings_for(database_url), run_projection=False)
     try:
         assert other.sessions.get_session(scope, number).event_count == 3 * (SNAPSHOT_INTERVAL // 2 + 1)
         other.sessions.handle_event(
-            scope, number, event(event_type="session_status_changed", data={"new_status": "failed"})
+            scope, number, raw_event(event_type="session_status_changed", data={"new_status": "failed"})
         )
-        again = service.sessions.handle_event(scope, number, event())
+        again = service.sessions.handle_event(scope, number, raw_event())
         assert again.session.event_count == 3 * (SNAPSHOT_INTERVAL // 2 + 1) + 2
         assert again.session.status == "failed"
     finally:
@@ -159,16 +151,39 @@ def test_a_cold_process_sees_every_write_and_appends_after_snapshots(
 
 def test_the_projection_never_applies_a_batch_twice(service: Service, scope: Scope, database_url: str) -> None:
     number = service.sessions.create_session(scope).number
-    service.sessions.handle_events(scope, number, [event() for _ in range(25)])
-    rival = bootstrap(StoreSettings.from_url(database_url), run_projection=False, create_tables=False)
+    service.sessions.handle_events(scope, number, [raw_event() for _ in range(25)])
+    rival = bootstrap(settings_for(database_url), run_projection=False)
     try:
-        rival.projection.catch_up()  # races the running worker; positions are compare-and-set
-    except Exception:
-        pass
+        rival.projection.catch_up()  # races the running worker: a conflict means carrying on from its position
     finally:
         rival.close()
     events = all_events(service, scope, number)
     assert [e.sequence for e in events] == list(range(1, 26))
+
+
+def test_a_projector_that_read_a_stale_position_gives_up_its_batch(
+    service: Service, scope: Scope, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compare-and-set: a batch is applied only if the position is still the one it was read at.
+    Here the rival's batch is a session's creation, which writes no row that could collide: only
+    the compare-and-set stops it from moving the position back behind rows already written."""
+    rival = bootstrap(settings_for(database_url), run_projection=False)
+    try:
+        stale = rival.projection.head()
+        number = service.sessions.create_session(scope).number  # the next log entry: no event row
+        service.sessions.handle_events(scope, number, [raw_event() for _ in range(3)])
+        assert len(all_events(service, scope, number)) == 3  # the running projector has passed both
+        reached = service.projection.position()
+        assert reached > stale + 1
+
+        rival.projection.batch_size = 1
+        monkeypatch.setattr(rival.projection, "position", lambda: stale)  # read before the running one moved
+        with pytest.raises(ProjectionConflict):
+            rival.projection.process_batch()
+        assert service.projection.position() == reached
+        assert [e.sequence for e in all_events(service, scope, number)] == [1, 2, 3]
+    finally:
+        rival.close()
 
 
 json_values = st.recursive(
@@ -199,10 +214,7 @@ def kinds(value: object) -> object:
 def test_any_json_object_round_trips_exactly(service: Service, scope: Scope, data: dict) -> None:
     number = service.sessions.create_session(scope).number
     text = json.dumps(data)
-    raw = event()
-    raw["data"] = text.encode()
-    raw["metadata"] = text.encode()
-    service.sessions.handle_event(scope, number, raw)
+    service.sessions.handle_event(scope, number, raw_event(data=text.encode(), metadata=text.encode()))
     [stored] = all_events(service, scope, number)
     assert stored.data_json == text and stored.metadata_json == text
     assert kinds(json.loads(stored.data_json)) == kinds(data)
@@ -212,8 +224,24 @@ def test_large_but_legal_writes_go_through(service: Service, scope: Scope) -> No
     """A 9 MB batch and a 6 MB event (psycopg's pipeline mode once wedged on such sizes)."""
     number = service.sessions.create_session(scope).number
     blob = json.dumps({"blob": "x" * 9000}).encode()
-    batch = [{**event(), "data": blob} for _ in range(1000)]
+    batch = [raw_event(data=blob) for _ in range(1000)]
     assert service.sessions.handle_events(scope, number, batch).new_event_count == 1000
-    big = {**event(), "data": json.dumps({"blob": "y" * 6_000_000}).encode()}
+    big = raw_event(data={"blob": "y" * 6_000_000})
     assert service.sessions.handle_event(scope, number, big).session.event_count == 1001
     assert len(service.sessions.get_events(scope, number, EventQuery(limit=1000))) == 1000
+
+
+def test_sessions_are_found_by_their_conversation(service: Service, scope: Scope) -> None:
+    first, second, other = (service.sessions.create_session(scope) for _ in range(3))
+    for session, conversation in ((first, "conv-a"), (second, "conv-a"), (other, "conv-b")):
+        started = raw_event(event_type="conversation_started", data={"conversation_id": conversation})
+        service.sessions.handle_events(scope, session.number, [started])
+    # A later, different conversation_started does not relink a session (the first one wins).
+    relink = raw_event(event_type="conversation_started", data={"conversation_id": "conv-a"})
+    service.sessions.handle_event(scope, other.number, relink)
+    found = service.sessions.list_sessions(scope, Page(), conversation_id="conv-a")
+    assert [s.number for s in found] == [second.number, first.number]
+    assert [s.number for s in service.sessions.list_sessions(scope, Page(limit=1), "conv-a")] == [second.number]
+    assert service.sessions.list_sessions(scope, Page(), conversation_id="conv-none") == []
+    stranger = Scope(scope.account_id, scope.user_id + 1)
+    assert service.sessions.list_sessions(stranger, Page(), conversation_id="conv-a") == []

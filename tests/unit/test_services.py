@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import copy
-import json
+import logging
 from collections.abc import Collection, Sequence
 from uuid import UUID, uuid4
 
 import pytest
 
+from application import services
 from application.errors import ConcurrentUpdate, EventRejected, SessionNotFound
 from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent
 from application.scope import Scope
-from application.services import SessionFields, SessionService
+from application.services import MAX_ATTEMPTS, SessionFields, SessionService
 from domain.session import Session
+from tests.factories import raw_event
 
 OWNER = Scope(account_id=1, user_id=10)
 STRANGER = Scope(account_id=1, user_id=11)
@@ -26,17 +28,21 @@ class FakeStore:
         self.event_ids: dict[int, set[UUID]] = {}
         self.conflicts_to_raise = 0
         self.saves = 0
+        self.save_attempts = 0
+        self.loads = 0
         self.announcements: list[Announcement | None] = []
 
     def next_number(self) -> int:
         return len(self.sessions) + 1
 
     def get(self, number: int) -> Session:
+        self.loads += 1
         if number not in self.sessions:
             raise SessionNotFound(number)
         return copy.deepcopy(self.sessions[number])
 
     def save(self, session: Session, announcement: Announcement | None = None) -> None:
+        self.save_attempts += 1
         if self.conflicts_to_raise:
             self.conflicts_to_raise -= 1
             raise ConcurrentUpdate("someone else saved first")
@@ -51,9 +57,15 @@ class FakeStore:
     def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
         return self.event_ids.get(number, set()) & set(event_ids)
 
-    def numbers_in_scope(self, scope: Scope, page: Page) -> Sequence[int]:
+    def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
         mine = sorted(
-            (n for n, s in self.sessions.items() if s.belongs_to(scope.account_id, scope.user_id)), reverse=True
+            (
+                n
+                for n, s in self.sessions.items()
+                if s.belongs_to(scope.account_id, scope.user_id)
+                and conversation_id in (None, s.external_conversation_id)
+            ),
+            reverse=True,
         )
         return mine[page.offset : page.offset + page.limit]
 
@@ -65,12 +77,6 @@ class FakeViews:
     def events(self, session_id: int, query: EventQuery) -> Sequence[RecordedEvent]:
         self.queries.append((session_id, query))
         return []
-
-
-def event(**overrides: object) -> dict[str, bytes]:
-    values: dict[str, object] = {"event_type": "tool_called", "sent_at": "2026-01-01T00:00:00Z", "data": {}}
-    values.update(overrides)
-    return {k: json.dumps(v).encode() for k, v in values.items()}
 
 
 @pytest.fixture
@@ -98,7 +104,7 @@ def test_a_session_outside_the_scope_is_not_found(service: SessionService) -> No
     created = service.create_session(OWNER)
     for call in (
         lambda: service.get_session(STRANGER, created.number),
-        lambda: service.handle_event(STRANGER, created.number, event()),
+        lambda: service.handle_event(STRANGER, created.number, raw_event()),
         lambda: service.get_events(STRANGER, created.number, EventQuery()),
     ):
         with pytest.raises(SessionNotFound):
@@ -113,7 +119,7 @@ def test_not_found_comes_before_validation(service: SessionService) -> None:
 def test_handle_event_returns_the_session_as_updated(service: SessionService) -> None:
     number = service.create_session(OWNER).number
     handled = service.handle_event(
-        OWNER, number, event(event_type="conversation_started", data={"conversation_id": "c"})
+        OWNER, number, raw_event(event_type="conversation_started", data={"conversation_id": "c"})
     )
     assert handled.session.external_conversation_id == "c" and handled.new_event_count == 1
 
@@ -121,25 +127,25 @@ def test_handle_event_returns_the_session_as_updated(service: SessionService) ->
 def test_a_conflict_is_retried_until_it_succeeds(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     store.conflicts_to_raise = 3
-    handled = service.handle_events(OWNER, number, [event(), event()])
+    handled = service.handle_events(OWNER, number, [raw_event(), raw_event()])
     assert handled.session.event_count == 2 and store.sessions[number].event_count == 2
 
 
 def test_ids_already_recorded_are_not_recorded_again(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     first, second = str(uuid4()), str(uuid4())
-    service.handle_events(OWNER, number, [event(id=first)])
+    service.handle_events(OWNER, number, [raw_event(id=first)])
     saves = store.saves
-    again = service.handle_events(OWNER, number, [event(id=first), event(id=second), event(id=second)])
+    again = service.handle_events(OWNER, number, [raw_event(id=first), raw_event(id=second), raw_event(id=second)])
     assert again.new_event_count == 1 and again.session.event_count == 2
-    retry = service.handle_event(OWNER, number, event(id=first))
+    retry = service.handle_event(OWNER, number, raw_event(id=first))
     assert retry.new_event_count == 0 and store.saves == saves + 1
 
 
 def test_an_invalid_event_in_a_batch_stores_nothing(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     with pytest.raises(EventRejected) as rejected:
-        service.handle_events(OWNER, number, [event(), event(sent_at="never")])
+        service.handle_events(OWNER, number, [raw_event(), raw_event(sent_at="never")])
     assert rejected.value.index == 1
     assert store.sessions[number].event_count == 0
 
@@ -159,12 +165,114 @@ def test_listing_shows_only_the_callers_sessions_newest_first(service: SessionSe
 def test_each_recording_call_announces_what_it_newly_recorded(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     event_id = str(uuid4())
-    service.handle_events(OWNER, number, [event(id=event_id), event()])
-    service.handle_event(OWNER, number, event(event_type="session_status_changed", data={"new_status": "failed"}))
-    service.handle_event(OWNER, number, event(id=event_id))  # a retry records nothing, announces nothing
+    service.handle_events(OWNER, number, [raw_event(id=event_id), raw_event()])
+    service.handle_event(OWNER, number, raw_event(event_type="session_status_changed", data={"new_status": "failed"}))
+    service.handle_event(OWNER, number, raw_event(id=event_id))  # a retry records nothing, announces nothing
     assert store.announcements[1:] == [
         Announcement(number, 1, 10, event_count=2),
         Announcement(
             number, 1, 10, event_count=1, session_update={"status": "failed", "external_conversation_id": None}
         ),
     ]
+
+
+def test_create_session_keeps_every_field_and_defaults_to_none(service: SessionService) -> None:
+    full = service.create_session(OWNER, SessionFields("coding", "claude", "vscode", '{"k": 1}'))
+    bare = service.create_session(OWNER)
+    assert [(s.type, s.agent, s.environment, s.state_json) for s in (full, bare)] == [
+        ("coding", "claude", "vscode", '{"k": 1}'),
+        (None, None, None, None),
+    ]
+    assert (full.number, bare.number) == (1, 2)
+
+
+def test_a_missing_session_is_named_by_its_id(service: SessionService) -> None:
+    service.create_session(OWNER)
+    for scope, number in ((OWNER, 99), (STRANGER, 1)):
+        with pytest.raises(SessionNotFound) as missing:
+            service.get_session(scope, number)
+        assert (missing.value.session_id, str(missing.value)) == (number, f"session {number} not found")
+
+
+def test_the_path_session_id_is_checked_against_the_body(service: SessionService) -> None:
+    number = service.create_session(OWNER).number
+    assert service.handle_event(OWNER, number, raw_event(session_id=number)).new_event_count == 1
+    assert service.handle_events(OWNER, number, [raw_event(session_id=str(number))]).new_event_count == 1
+    with pytest.raises(EventRejected):
+        service.handle_event(OWNER, number, raw_event(session_id=number + 1))
+
+
+def test_a_call_that_records_nothing_new_answers_with_the_session(service: SessionService) -> None:
+    number = service.create_session(OWNER).number
+    event_id = str(uuid4())
+    service.handle_event(OWNER, number, raw_event(id=event_id))
+    retry = service.handle_event(OWNER, number, raw_event(id=event_id))
+    assert (retry.session.number, retry.session.event_count, retry.new_event_count) == (number, 1, 0)
+
+
+def test_each_attempt_loads_the_session_once(service: SessionService, store: FakeStore) -> None:
+    number = service.create_session(OWNER).number
+    service.handle_event(OWNER, number, raw_event())
+    assert (store.loads, store.save_attempts) == (1, 2)  # the creation is the first save
+    store.conflicts_to_raise = 2
+    service.handle_event(OWNER, number, raw_event())
+    assert (store.loads, store.save_attempts) == (1 + 3, 2 + 3)
+
+
+def test_after_a_conflict_the_events_are_decided_again_on_a_fresh_session(
+    service: SessionService, store: FakeStore
+) -> None:
+    """The attempt that lost recorded the events on its copy of the session; the next attempt
+    must start from the stored session, not add them a second time to that copy."""
+    number = service.create_session(OWNER).number
+    store.conflicts_to_raise = 1
+    handled = service.handle_events(OWNER, number, [raw_event(), raw_event()])
+    assert (handled.session.event_count, store.sessions[number].event_count, handled.new_event_count) == (2, 2, 2)
+
+
+def test_conflicts_are_retried_up_to_max_attempts_then_raised(service: SessionService, store: FakeStore) -> None:
+    number = service.create_session(OWNER).number
+    store.conflicts_to_raise = MAX_ATTEMPTS - 1
+    assert service.handle_event(OWNER, number, raw_event()).session.event_count == 1
+    assert store.save_attempts == 1 + MAX_ATTEMPTS
+    store.save_attempts = 0
+    store.conflicts_to_raise = MAX_ATTEMPTS
+    with pytest.raises(ConcurrentUpdate):
+        service.handle_event(OWNER, number, raw_event())
+    assert store.save_attempts == MAX_ATTEMPTS
+    assert store.sessions[number].event_count == 1
+
+
+def test_the_pause_between_attempts_is_a_random_jitter_growing_to_20_ms(
+    store: FakeStore, views: FakeViews, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[object] = []
+    monkeypatch.setattr(services.random, "uniform", lambda low, high: ("uniform", low, high))
+    service = SessionService(store, views, sleep=pauses.append)
+    number = service.create_session(OWNER).number
+    store.conflicts_to_raise = 12
+    service.handle_event(OWNER, number, raw_event())
+    assert pauses == [("uniform", 0, 0.002 * min(attempt, 10)) for attempt in range(1, 13)]
+    assert pauses[-1] == ("uniform", 0, 0.02)
+
+
+def test_notes_are_logged_once_after_the_save_whatever_the_retries(
+    service: SessionService, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = service.create_session(OWNER).number
+    store.conflicts_to_raise = 2
+    with caplog.at_level(logging.DEBUG, logger="session_events.sessions"):
+        service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("session_events.sessions", logging.ERROR, f"session {number}: client reported an error: boom")
+    ]
+
+
+def test_notes_of_a_call_that_fails_are_not_logged(
+    service: SessionService, store: FakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = service.create_session(OWNER).number
+    store.conflicts_to_raise = MAX_ATTEMPTS
+    with caplog.at_level(logging.DEBUG, logger="session_events.sessions"), pytest.raises(ConcurrentUpdate):
+        service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
+    assert caplog.records == []

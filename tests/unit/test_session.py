@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from uuid import uuid4
+from typing import Any
 
 import pytest
 
+from domain import side_effects
 from domain.event_types import EventType
-from domain.session import NewEvent, Session
-from domain.side_effects import NO_EFFECT, effect_of, link_conversation
+from domain.session import Session
+from domain.side_effects import NO_EFFECT, Effect, SessionFacts, effect_of, link_conversation, side_effect
 from domain.status import SessionStatus
-
-
-def new(event_type: EventType, **data: object) -> NewEvent:
-    return NewEvent(uuid4(), event_type, datetime.now(UTC), json.dumps(data))
+from tests.factories import new_event
 
 
 def replayed(session: Session) -> Session:
@@ -38,23 +36,23 @@ def test_a_new_session_is_active_with_no_events(session: Session) -> None:
 
 
 def test_conversation_started_sets_the_conversation_when_none(session: Session) -> None:
-    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    recorded = session.record([new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "c-1"})])
     assert session.external_conversation_id == "c-1"
     assert recorded.notes == []
     assert recorded.session_changed
 
 
 def test_conversation_started_with_the_same_id_is_a_no_op(session: Session) -> None:
-    session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
-    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
+    session.record([new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "c-1"})])
+    recorded = session.record([new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "c-1"})])
     assert session.external_conversation_id == "c-1"
     assert recorded.notes == [] and not recorded.session_changed
     assert session.event_count == 2
 
 
 def test_a_different_conversation_is_warned_about_and_the_original_kept(session: Session) -> None:
-    session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-1")])
-    recorded = session.record([new(EventType.CONVERSATION_STARTED, conversation_id="c-2")])
+    session.record([new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "c-1"})])
+    recorded = session.record([new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "c-2"})])
     assert session.external_conversation_id == "c-1"
     assert [note.level for note in recorded.notes] == [logging.WARNING]
     assert "c-2" in recorded.notes[0].message
@@ -62,20 +60,20 @@ def test_a_different_conversation_is_warned_about_and_the_original_kept(session:
 
 @pytest.mark.parametrize("status", list(SessionStatus))
 def test_session_status_changed_sets_the_status(session: Session, status: SessionStatus) -> None:
-    session.record([new(EventType.SESSION_STATUS_CHANGED, new_status=status.value)])
+    session.record([new_event(EventType.SESSION_STATUS_CHANGED, {"new_status": status.value})])
     assert session.status == status.value
 
 
 @pytest.mark.parametrize("data", [{"new_status": "exploded"}, {}, {"new_status": 3}])
 def test_an_invalid_status_is_logged_and_ignored_but_the_event_recorded(session: Session, data: dict) -> None:
-    recorded = session.record([new(EventType.SESSION_STATUS_CHANGED, **data)])
+    recorded = session.record([new_event(EventType.SESSION_STATUS_CHANGED, data)])
     assert session.status == "active"
     assert session.event_count == 1
     assert recorded.notes[0].level == logging.WARNING
 
 
 def test_error_occurred_logs_an_error_and_changes_nothing(session: Session) -> None:
-    recorded = session.record([new(EventType.ERROR_OCCURRED, message="boom")])
+    recorded = session.record([new_event(EventType.ERROR_OCCURRED, {"message": "boom"})])
     assert recorded.notes[0].level == logging.ERROR and "boom" in recorded.notes[0].message
     assert (session.status, session.external_conversation_id) == ("active", None)
 
@@ -94,7 +92,7 @@ def test_other_event_types_have_no_side_effect(event_type: EventType) -> None:
 
 
 def test_a_failing_mutator_yields_an_error_note_not_an_exception(session: Session) -> None:
-    recorded = session.record([NewEvent(uuid4(), EventType.CONVERSATION_STARTED, datetime.now(UTC), "[1]")])
+    recorded = session.record([new_event(EventType.CONVERSATION_STARTED, "[1]")])
     assert session.event_count == 1
     assert recorded.notes[0].level == logging.ERROR
 
@@ -102,27 +100,27 @@ def test_a_failing_mutator_yields_an_error_note_not_an_exception(session: Sessio
 def test_side_effects_apply_in_order_within_a_batch(session: Session) -> None:
     session.record(
         [
-            new(EventType.SESSION_STATUS_CHANGED, new_status="failed"),
-            new(EventType.CONVERSATION_STARTED, conversation_id="a"),
-            new(EventType.CONVERSATION_STARTED, conversation_id="b"),
-            new(EventType.SESSION_STATUS_CHANGED, new_status="complete"),
+            new_event(EventType.SESSION_STATUS_CHANGED, {"new_status": "failed"}),
+            new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "a"}),
+            new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "b"}),
+            new_event(EventType.SESSION_STATUS_CHANGED, {"new_status": "complete"}),
         ]
     )
     assert (session.status, session.external_conversation_id, session.event_count) == ("complete", "a", 4)
 
 
 def test_an_id_given_twice_in_one_call_is_recorded_once(session: Session) -> None:
-    event = new(EventType.TOOL_CALLED)
-    recorded = session.record([event, event, new(EventType.TOOL_RESULT)])
+    event = new_event(EventType.TOOL_CALLED)
+    recorded = session.record([event, event, new_event(EventType.TOOL_RESULT)])
     assert recorded.new_event_count == 2 and session.event_count == 2
 
 
 def test_replay_rebuilds_the_same_state_without_deciding_again(session: Session, caplog) -> None:
     session.record(
         [
-            new(EventType.CONVERSATION_STARTED, conversation_id="a"),
-            new(EventType.CONVERSATION_STARTED, conversation_id="b"),
-            new(EventType.SESSION_STATUS_CHANGED, new_status="cancelled"),
+            new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "a"}),
+            new_event(EventType.CONVERSATION_STARTED, {"conversation_id": "b"}),
+            new_event(EventType.SESSION_STATUS_CHANGED, {"new_status": "cancelled"}),
         ]
     )
     with caplog.at_level(logging.DEBUG):
@@ -158,3 +156,42 @@ def test_a_mutator_is_a_pure_function_of_session_and_data() -> None:
 )
 def test_event_types_accept_snake_and_camel_case(name: str, expected: EventType | None) -> None:
     assert EventType.parse(name) == expected
+
+
+def test_each_recorded_event_keeps_what_the_client_sent(session: Session) -> None:
+    sent_at = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+    given = new_event(EventType.FILE_MODIFIED, '{"path": "a.py", "n": 1.0}', sent_at=sent_at, metadata_json='{"m": 2}')
+    session.record([given, new_event()])
+    recorded = [e for e in session.collect_events() if isinstance(e, Session.EventRecorded)]
+    assert [(e.event_id, e.event_type, e.sent_at, e.data, e.metadata, e.sequence) for e in recorded[:1]] == [
+        (given.event_id, "file_modified", sent_at, '{"path": "a.py", "n": 1.0}', '{"m": 2}', 1)
+    ]
+    assert (recorded[1].metadata, recorded[1].sequence) == (None, 2)
+
+
+def test_a_failing_mutator_names_the_event_type_and_the_error(session: Session) -> None:
+    recorded = session.record([new_event(EventType.SESSION_STATUS_CHANGED, "[1]")])
+    assert recorded.notes[0].message.startswith("session_status_changed side effect failed: AttributeError(")
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the side-effect registry, so that a test may register without leaking."""
+    monkeypatch.setattr(side_effects, "_MUTATORS", dict(side_effects._MUTATORS))
+
+
+@pytest.mark.usefixtures("registry")
+def test_a_registered_side_effect_runs_when_its_event_is_recorded(session: Session) -> None:
+    def pause(facts: SessionFacts, data: Mapping[str, Any]) -> Effect:
+        return Effect(changes={"status": SessionStatus.CANCELLED.value})
+
+    assert side_effect(EventType.SESSION_PAUSED)(pause) is pause
+    session.record([new_event(EventType.SESSION_PAUSED)])
+    assert session.status == "cancelled"
+
+
+@pytest.mark.usefixtures("registry")
+def test_an_event_type_has_at_most_one_side_effect() -> None:
+    with pytest.raises(ValueError, match=r"^session_status_changed already has a side effect: <function change_status"):
+        side_effect(EventType.SESSION_STATUS_CHANGED)(lambda facts, data: NO_EFFECT)
+    assert side_effects._MUTATORS[EventType.SESSION_STATUS_CHANGED] is side_effects.change_status

@@ -1,0 +1,109 @@
+"""`Database`: our own tables, in the event log's database and on its connection pool (one pool
+per process, one place to configure it). Adapters say *what* they want of it; each dialect
+(`postgres.Postgres`, `sqlite.SQLite`) says *how*, so no adapter asks which store it is on.
+
+Our SQL is written once, in the DB-API `format` paramstyle (`%s`). PostgreSQL's driver speaks
+it; SQLite's speaks only `qmark`, so `statement()` translates a statement once, when an adapter
+prepares it, never per call."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from application.errors import StoreUnavailable
+
+UNREACHABLE = (InterfaceError, OperationalError)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Turns 'cannot reach the store' into the application's `StoreUnavailable`."""
+    try:
+        yield
+    except UNREACHABLE as error:
+        raise StoreUnavailable(str(error)) from error
+
+
+class Database(ABC):
+    name: str
+    """`postgres` or `sqlite`."""
+
+    # --- connections -----------------------------------------------------------------------
+    @abstractmethod
+    def _transaction(self, *, commit: bool) -> AbstractContextManager[Any]: ...
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Any]:
+        """A cursor in a transaction (rows as dicts), committed on success if `commit`."""
+        with store_errors(), self._transaction(commit=commit) as cursor:
+            yield cursor
+
+    def fetch_all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One read, in a transaction of its own."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(self.statement(statement), params)
+            return list(cursor.fetchall())
+
+    @abstractmethod
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Held while the schema is migrated: processes starting together take turns."""
+
+    def statement(self, sql: str) -> str:
+        """`sql` as this dialect's driver wants it (see the module docstring)."""
+        return sql
+
+    # --- values ----------------------------------------------------------------------------
+    @abstractmethod
+    def time(self, moment: datetime) -> Any:
+        """A time as this dialect stores it."""
+
+    @abstractmethod
+    def read_time(self, value: Any) -> datetime: ...
+
+    @abstractmethod
+    def uuid(self, value: UUID) -> Any: ...
+
+    @abstractmethod
+    def read_uuid(self, value: Any) -> UUID: ...
+
+    def now(self) -> Any:
+        return self.time(datetime.now(UTC))
+
+    @abstractmethod
+    def json_text(self, column: str) -> str:
+        """A select-list expression giving a JSON column's text exactly as it was stored."""
+
+    # --- what differs between the dialects ---------------------------------------------------
+    @abstractmethod
+    def has_table(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def allocate_session_number(self) -> int:
+        """A new positive session number, never handed out before."""
+
+    @abstractmethod
+    def select_recorded_event_ids(self, session_number: int, event_ids: Collection[UUID]) -> set[UUID]:
+        """Which of `event_ids` the session has recorded (the `session_event_ids` table)."""
+
+    @abstractmethod
+    def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:
+        """Public numbers of these aggregates (the `session_directory` table)."""
+
+    @abstractmethod
+    def snapshot_reads(self, cursor: Any) -> None:
+        """Makes the rest of the cursor's transaction read from one snapshot."""
+
+    @abstractmethod
+    def announce(self, cursor: Any, channel: str, payload: str) -> None:
+        """Tells every process listening on `channel`, when the transaction commits."""
+
+    @abstractmethod
+    def count_log_events_after(self, position: int) -> int:
+        """How many events the session log holds after `position`."""

@@ -1,0 +1,128 @@
+"""PostgreSQL: how each thing `Database` offers is done there."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.conninfo import make_conninfo
+
+from adapters.database.base import Database, store_errors
+from adapters.database.url import DatabaseSettings
+
+_SCHEMA_LOCK_KEY = 0x5E55_5C4E  # "session events schema"
+
+
+class Postgres(Database):
+    name = "postgres"
+
+    def __init__(self, datastore: PostgresDatastore, events_table: str, log_channel: str) -> None:
+        self.datastore = datastore
+        self._events_table = events_table
+        self.log_channel = log_channel
+        """The channel the event store NOTIFYs on every append."""
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        with store_errors(), self.datastore.get_connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+
+    def fetch_all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A lone read needs no BEGIN/ROLLBACK around it (the pool's connections are in
+        autocommit): that saves two round trips on every read."""
+        with store_errors(), self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+    def time(self, moment: datetime) -> Any:
+        return moment
+
+    def read_time(self, value: Any) -> datetime:
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a timestamptz, got {value!r}")
+        return value
+
+    def uuid(self, value: UUID) -> Any:
+        return value
+
+    def read_uuid(self, value: Any) -> UUID:
+        return value if isinstance(value, UUID) else UUID(str(value))
+
+    def json_text(self, column: str) -> str:
+        return f"{column}::text AS {column}"
+
+    def has_table(self, name: str) -> bool:
+        rows = self.fetch_all("SELECT to_regclass(%s) IS NOT NULL AS present", (name,))
+        return bool(rows[0]["present"])
+
+    def allocate_session_number(self) -> int:
+        return int(self.fetch_all("SELECT nextval('session_numbers') AS number")[0]["number"])
+
+    def select_recorded_event_ids(self, session_number: int, event_ids: Collection[UUID]) -> set[UUID]:
+        # One index probe per id (LATERAL ... LIMIT 1): with `event_id = ANY(...)` the planner
+        # scans all of a long session's ids, so appends slowed down as sessions grew.
+        rows = self.fetch_all(
+            "SELECT q.id AS event_id FROM unnest(%s::uuid[]) AS q(id) CROSS JOIN LATERAL"
+            " (SELECT 1 FROM session_event_ids e WHERE e.session_id = %s AND e.event_id = q.id LIMIT 1) AS hit",
+            (list(event_ids), session_number),
+        )
+        return {row["event_id"] for row in rows}
+
+    def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:
+        rows = self.fetch_all(
+            "SELECT number, session_uuid FROM session_directory WHERE session_uuid = ANY(%s)", (list(session_uuids),)
+        )
+        return {row["session_uuid"]: int(row["number"]) for row in rows}
+
+    def snapshot_reads(self, cursor: Any) -> None:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def announce(self, cursor: Any, channel: str, payload: str) -> None:
+        cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def count_log_events_after(self, position: int) -> int:
+        table = self._events_table
+        count = f"SELECT count(*) AS behind FROM {table} WHERE notification_id > %s"  # noqa: S608 (the library's table)
+        rows = self.fetch_all(count, (position,))
+        return int(rows[0]["behind"])
+
+
+def dedicated_connection(settings: DatabaseSettings, application_name: str) -> psycopg.Connection[Any]:
+    """A connection outside the pool, for a session that must live on its own (LISTEN, advisory
+    locks); autocommit, named so that operators can see it in pg_stat_activity."""
+    return psycopg.connect(
+        make_conninfo("", **settings.options),
+        host=settings.host,
+        port=settings.port,
+        dbname=settings.dbname,
+        user=settings.user,
+        password=settings.password,
+        autocommit=True,
+        connect_timeout=settings.connect_timeout,
+        application_name=application_name,
+    )
+
+
+def reachability_problem(settings: DatabaseSettings) -> str | None:
+    """Why the server refuses us, in its own words ('database "x" does not exist', 'password
+    authentication failed'), or None if a connection opens. The pool only ever says that it
+    could not get a connection in time, which hides the cause."""
+    try:
+        dedicated_connection(settings, "session-events check").close()
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return None

@@ -1,0 +1,126 @@
+"""SQLite: how each thing `Database` offers is done there. Times are fixed-width UTC text, so
+that SQLite's text ordering is time ordering; UUIDs are text."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteDatastore
+
+from adapters.database.base import Database
+
+_IN_LIST_CHUNK = 500
+"""Ids per `IN (...)` list: SQLite caps the number of parameters of a statement."""
+
+
+def to_sqlite_time(moment: datetime) -> str:
+    """Fixed-width UTC text (years zero-padded), so that SQLite's text ordering is time ordering."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class SQLite(Database):
+    name = "sqlite"
+
+    def __init__(self, datastore: SQLiteDatastore, events_table: str = "stored_events") -> None:
+        self.datastore = datastore
+        self._events_table = events_table
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """An exclusive lock on a file beside the database (none is needed in memory)."""
+        path = self.datastore.pool.db_name
+        if path == ":memory:" or path.startswith("file:"):
+            yield
+            return
+        fd = os.open(path + ".schema-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def statement(self, sql: str) -> str:
+        return _qmark(sql)
+
+    def time(self, moment: datetime) -> Any:
+        return to_sqlite_time(moment)
+
+    def read_time(self, value: Any) -> datetime:
+        return datetime.fromisoformat(str(value))
+
+    def uuid(self, value: UUID) -> Any:
+        return str(value)
+
+    def read_uuid(self, value: Any) -> UUID:
+        return UUID(str(value))
+
+    def json_text(self, column: str) -> str:
+        return column
+
+    def has_table(self, name: str) -> bool:
+        rows = self.fetch_all("SELECT count(*) > 0 AS present FROM sqlite_master WHERE name = %s", (name,))
+        return bool(rows[0]["present"])
+
+    def allocate_session_number(self) -> int:
+        with self.transaction(commit=True) as cursor:
+            cursor.execute("INSERT INTO session_numbers (allocated_at) VALUES (?)", (self.now(),))
+            return int(cursor.lastrowid)
+
+    def select_recorded_event_ids(self, session_number: int, event_ids: Collection[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        ids = [str(event_id) for event_id in event_ids]
+        for start in range(0, len(ids), _IN_LIST_CHUNK):
+            chunk = ids[start : start + _IN_LIST_CHUNK]
+            marks = _marks(len(chunk))
+            query = f"SELECT event_id FROM session_event_ids WHERE session_id = %s AND event_id IN ({marks})"  # noqa: S608 (placeholders)
+            rows = self.fetch_all(query, (session_number, *chunk))
+            found.update(UUID(row["event_id"]) for row in rows)
+        return found
+
+    def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:
+        numbers: dict[UUID, int] = {}
+        ids = [str(u) for u in session_uuids]
+        for start in range(0, len(ids), _IN_LIST_CHUNK):
+            chunk = ids[start : start + _IN_LIST_CHUNK]
+            marks = _marks(len(chunk))
+            query = f"SELECT number, session_uuid FROM session_directory WHERE session_uuid IN ({marks})"  # noqa: S608 (placeholders)
+            rows = self.fetch_all(query, chunk)
+            numbers.update({UUID(row["session_uuid"]): int(row["number"]) for row in rows})
+        return numbers
+
+    def snapshot_reads(self, cursor: Any) -> None:
+        """A SQLite transaction already reads from one snapshot (WAL)."""
+
+    def announce(self, cursor: Any, channel: str, payload: str) -> None:
+        """Nothing to do: SQLite has no notifications; its listeners poll (see `coordination`)."""
+
+    def count_log_events_after(self, position: int) -> int:
+        count = f"SELECT count(*) AS behind FROM {self._events_table} WHERE rowid > %s"  # noqa: S608 (the library's table)
+        rows = self.fetch_all(count, (position,))
+        return int(rows[0]["behind"])
+
+
+def _marks(count: int) -> str:
+    return ",".join(["%s"] * count)
+
+
+@cache
+def _qmark(sql: str) -> str:
+    """`format` to `qmark` paramstyle. Our statements hold no literal `%`, so every `%s` is a
+    placeholder; anything else with a `%` is refused rather than mistranslated."""
+    translated = sql.replace("%s", "?")
+    if "%" in translated:
+        raise ValueError(f"unexpected % in SQL statement: {sql!r}")
+    return translated

@@ -1,0 +1,125 @@
+"""Everything handlers are given, in one place: the Litestar `Provide` functions, and the
+request body as its exact bytes (`ExactBody`).
+
+Handlers see the composition root's `Service` only through what is provided here: the use cases,
+the caller's scope, the token store and the notifier port; `/health` asks the service itself."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Annotated, Any, TypeVar
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.dto import AbstractDTO
+from litestar.dto.data_structures import DTOFieldDefinition
+from litestar.params import Dependency
+from litestar.typing import FieldDefinition
+
+from application.notifications import Notifier
+from application.ports import TokenStore
+from application.scope import Scope
+from application.services import SessionService
+from entrypoints.bootstrap import Service
+
+
+class Unauthenticated(Exception):
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def provide_service(state: State) -> Service:
+    service: Service = state.service
+    return service
+
+
+def provide_sessions(state: State) -> SessionService:
+    return provide_service(state).sessions
+
+
+def provide_tokens(state: State) -> TokenStore:
+    return provide_service(state).tokens
+
+
+def provide_notifier(state: State) -> Notifier:
+    return provide_service(state).notifier
+
+
+def provide_keepalive(state: State) -> float:
+    return provide_service(state).keepalive_seconds
+
+
+def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
+    """The caller's scope from its `Authorization: Bearer <token>` header. Runs in a worker
+    thread (`sync_to_thread`): the token lookup is a database read."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("invalid_request", "missing Authorization: Bearer <token> header")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("invalid_request", "malformed Authorization header; expected Bearer <token>")
+    scope = provide_tokens(state).scope_of(token)
+    if scope is None:
+        raise Unauthenticated("invalid_token", "unknown token")
+    return scope
+
+
+Tokens = Annotated[TokenStore, Dependency(skip_validation=True)]
+Wired = Annotated[Service, Dependency(skip_validation=True)]
+"""The composition root's `Service`, as the health check sees it (not validated: it is no body)."""
+Notifications = Annotated[Notifier, Dependency(skip_validation=True)]
+"""Ports as handler parameters. Litestar checks each injected value against its annotation with
+`isinstance`, which a Protocol only allows when `runtime_checkable`; the providers' own return
+types already say what they give, so the check is skipped."""
+
+T = TypeVar("T")
+
+
+class ExactBody(AbstractDTO[T]):
+    """Gives a handler's `data: bytes` the request body untouched, and documents it as `T`.
+
+    Bodies are decoded by `bodies` and `application.validation`, not by Litestar, so that `data`
+    is kept to the byte (ADR 0006) and every bad field is named in the contract's words; yet the
+    OpenAPI document should say what a body holds. A DTO is Litestar's hook for both: how the body
+    reaches the handler (`decode_bytes`) and how it is documented (`create_openapi_schema`).
+    `ExactBody[NewEvent]` documents the body as the `NewEvent` Struct and decodes nothing."""
+
+    @classmethod
+    def generate_field_definitions(cls, model_type: type[Any]) -> Generator[DTOFieldDefinition, None, None]:
+        yield from ()  # nothing is transferred field by field
+
+    @classmethod
+    def detect_nested_field(cls, field_definition: FieldDefinition) -> bool:
+        return False
+
+    @classmethod
+    def create_for_field_definition(
+        cls, field_definition: FieldDefinition, handler_id: str, backend_cls: Any = None
+    ) -> None:
+        """No transfer backend to build: the handler's `data` is the body's bytes."""
+
+    @classmethod
+    def is_supported_model_type_field(cls, field_definition: FieldDefinition) -> bool:
+        return False  # never used for answers
+
+    def decode_bytes(self, value: bytes) -> bytes:
+        return value
+
+    @classmethod
+    def create_openapi_schema(cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any) -> Any:
+        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+
+
+DEPENDENCIES = {
+    "caller": Provide(provide_scope, sync_to_thread=True),
+    "sessions": Provide(provide_sessions, sync_to_thread=False),
+    "tokens": Provide(provide_tokens, sync_to_thread=False),
+    "notifier": Provide(provide_notifier, sync_to_thread=False),
+    "keepalive": Provide(provide_keepalive, sync_to_thread=False),
+    "service": Provide(provide_service, sync_to_thread=False),
+}
+"""What handlers may ask for by name (each is resolved only for the handlers that ask)."""

@@ -1,0 +1,1 @@
+"""The HTTP routes: each handler decodes, calls a use case and encodes, nothing more."""

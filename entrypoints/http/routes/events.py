@@ -1,0 +1,118 @@
+"""`/api/sessions/{id}/events`: record one event or a batch, and query a session's events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from litestar import Response, get, post
+from litestar.params import Parameter
+
+from application.errors import EventRejected
+from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery
+from application.scope import Scope
+from application.services import SessionService
+from entrypoints.http import bodies
+from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.providers import ExactBody
+from entrypoints.http.schemas import (
+    SESSION_STATUSES,
+    BatchRecorded,
+    EventBatch,
+    EventsEnvelope,
+    NewEvent,
+    SessionEnvelope,
+    answer,
+    event_out,
+    session_out,
+)
+
+T = TypeVar("T")
+
+_SIDE_EFFECTS = (
+    "Side effects: `conversation_started` sets the session's `external_conversation_id` from "
+    "`data.conversation_id` when it has none; `session_status_changed` sets its `status` from "
+    f"`data.new_status`, one of {', '.join(SESSION_STATUSES)} (any other value is stored, logged and "
+    "ignored). An event whose `id` the session already recorded is recorded once."
+)
+
+
+@post(
+    "/sessions/{session_id:int}/events",
+    status_code=200,
+    summary="Record one event",
+    description=f"Answers the session as updated by the event. {_SIDE_EFFECTS}",
+    dto=ExactBody[NewEvent],
+    return_dto=None,
+    responses=errors_documented(400, 401, 404, 413, 422, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def record_event(
+    session_id: int, caller: Scope, sessions: SessionService, data: bytes = b""
+) -> Response[SessionEnvelope]:
+    handled = sessions.handle_event(
+        caller, session_id, _decoded_body(bodies.json_object, data, caller, session_id, sessions)
+    )
+    return answer(SessionEnvelope(session_out(handled.session)))
+
+
+@post(
+    "/sessions/{session_id:int}/events/batch",
+    status_code=200,
+    summary="Record a batch of 1 to 1,000 events, all or nothing",
+    description="`event_count` counts the events this call newly recorded (duplicates by `id` are not "
+    f"counted); the session's own `event_count` is its total. {_SIDE_EFFECTS}",
+    dto=ExactBody[EventBatch],
+    return_dto=None,
+    responses=errors_documented(400, 401, 404, 413, 422, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def record_events(
+    session_id: int, caller: Scope, sessions: SessionService, data: bytes = b""
+) -> Response[BatchRecorded]:
+    batch = _decoded_body(bodies.event_batch, data, caller, session_id, sessions)
+    handled = sessions.handle_events(caller, session_id, batch)
+    return answer(BatchRecorded(session_out(handled.session), handled.new_event_count))
+
+
+@get(
+    "/sessions/{session_id:int}/events",
+    summary="Query a session's events",
+    description="Ordered by `sent_at`, ties in the order the session recorded them, so that pages never "
+    "repeat or skip an event; `order=desc` is the exact reverse.",
+    responses=errors_documented(401, 404, 422, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def get_events(
+    session_id: int,
+    caller: Scope,
+    sessions: SessionService,
+    event_type: str | None = Parameter(
+        default=None, description="Only events of this type (see `EventType`; camelCase accepted)"
+    ),
+    limit: int | None = Parameter(
+        default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_EVENT_PAGE})"
+    ),
+    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET, description="0 or more (default 0)"),
+    order: str | None = Parameter(default=None, description="`asc` (default) or `desc`"),
+) -> Response[EventsEnvelope]:
+    query = EventQuery.parse(event_type, limit, offset, order)
+    events = sessions.get_events(caller, session_id, query)
+    return answer(EventsEnvelope([event_out(e) for e in events]))
+
+
+def _decoded_body(
+    decode: Callable[[bytes], T], raw_body: bytes, caller: Scope, session_id: int, sessions: SessionService
+) -> T:
+    """A missing (or foreign) session is a 404 whatever the body: check it before reporting a body error."""
+    try:
+        return decode(raw_body)
+    except (EventRejected, bodies.MalformedBody):
+        sessions.get_session(caller, session_id)
+        raise
+
+
+ROUTES: list[Any] = [record_event, record_events, get_events]

@@ -1,0 +1,70 @@
+"""`/api/sessions`: create, list and get the caller's sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get, post
+from litestar.params import Parameter
+
+from application.queries import DEFAULT_SESSION_PAGE, MAX_OFFSET, MAX_PAGE, Page
+from application.scope import Scope
+from application.services import SessionService
+from application.validation import parse_session_fields
+from entrypoints.http import bodies
+from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.providers import ExactBody
+from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelope, answer, session_out
+
+
+@post(
+    "/sessions",
+    status_code=201,
+    summary="Create a session",
+    description="Body `{}` (or none) or any of `type`, `agent`, `environment` (strings) and `state` (object).",
+    dto=ExactBody[NewSession],
+    return_dto=None,
+    responses=errors_documented(400, 401, 413, 422, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -> Response[SessionEnvelope]:
+    fields = bodies.json_object(data)
+    session = sessions.create_session(caller, parse_session_fields(fields))
+    return answer(SessionEnvelope(session_out(session)), status_code=201)
+
+
+@get(
+    "/sessions",
+    summary="List the caller's sessions, most recent first",
+    responses=errors_documented(401, 422, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def list_sessions(
+    caller: Scope,
+    sessions: SessionService,
+    limit: int | None = Parameter(
+        default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_SESSION_PAGE})"
+    ),
+    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET, description="0 or more (default 0)"),
+    conversation_id: str | None = Parameter(
+        default=None, max_length=1000, description="Only the sessions whose `external_conversation_id` is this."
+    ),
+) -> Response[SessionsEnvelope]:
+    found = sessions.list_sessions(caller, Page.parse(limit, offset), conversation_id or None)
+    return answer(SessionsEnvelope([session_out(s) for s in found]))
+
+
+@get(
+    "/sessions/{session_id:int}",
+    summary="Get a session",
+    responses=errors_documented(401, 404, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def get_session(session_id: int, caller: Scope, sessions: SessionService) -> Response[SessionEnvelope]:
+    return answer(SessionEnvelope(session_out(sessions.get_session(caller, session_id))))
+
+
+ROUTES: list[Any] = [create_session, list_sessions, get_session]

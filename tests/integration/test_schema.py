@@ -1,0 +1,136 @@
+"""The schema's one home: a database as the previous release (0.1.0) left it is migrated in
+place, keeping its data; migrating is idempotent; the library sees only our settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters.database import schema
+from adapters.database.url import DatabaseSettings
+from adapters.eventstore.log import open_session_log
+from application.queries import EventQuery, Page
+from application.scope import Scope
+from entrypoints.bootstrap import bootstrap
+from tests.conftest import STORES, require_postgres, settings_for, store_url
+from tests.factories import raw_event
+
+
+def _as_release_0_1_0_left_it(url: str) -> None:
+    """0.1.0 created the baseline tables without `schema_migrations`, and kept the feed's two
+    horizons as rows of `projection_tracking`."""
+    settings = DatabaseSettings.from_url(url)
+    log = open_session_log(settings)
+    log.create_tables()
+    log.close()
+    baseline = schema.MIGRATIONS[0]
+    old_rows = (
+        "INSERT INTO projection_tracking (name, position, updated_at) VALUES"
+        " ('session_events_rebuilt_from', 7, '2026-01-01'), ('session_feed_pruned', 5, '2026-01-01')"
+    )
+    if settings.kind == "postgres":
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in [*baseline.postgres, old_rows]:
+                conn.execute(statement)
+    else:
+        import sqlite3
+
+        with sqlite3.connect(settings.sqlite_path) as conn:
+            for statement in [*baseline.sqlite, old_rows]:
+                conn.execute(statement)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_0_1_0_database_is_migrated_in_place(kind: str, tmp_path: Path) -> None:
+    with store_url(kind, tmp_path) as url:
+        _as_release_0_1_0_left_it(url)
+        service = bootstrap(settings_for(url))
+        try:
+            database = service.database
+            assert schema.current_version(database) == schema.LATEST
+            horizons = {row["name"]: row["position"] for row in database.fetch_all("SELECT * FROM feed_horizons")}
+            assert horizons == {"rebuilt_from": 7, "pruned_through": 5}
+            tracked = [row["name"] for row in database.fetch_all("SELECT name FROM projection_tracking")]
+            assert tracked == ["session_events"]
+            scope = Scope(1, 2)
+            session = service.sessions.create_session(scope)
+            service.sessions.handle_event(scope, session.number, raw_event())
+            assert len(service.sessions.get_events(scope, session.number, EventQuery())) == 1
+            assert schema.migrate(database, service.log) == []  # nothing left to do
+        finally:
+            service.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_an_empty_database_gets_every_migration_once(kind: str, tmp_path: Path) -> None:
+    with store_url(kind, tmp_path) as url:
+        first = bootstrap(settings_for(url), run_projection=False)
+        second = bootstrap(settings_for(url), run_projection=False)
+        try:
+            rows = first.database.fetch_all("SELECT version FROM schema_migrations ORDER BY version")
+            assert [row["version"] for row in rows] == [m.version for m in schema.MIGRATIONS]
+        finally:
+            first.close()
+            second.close()
+
+
+def test_the_event_store_library_never_reads_the_process_environment(tmp_path: Path) -> None:
+    """The library would let SESSIONLOG_* (or bare POSTGRES_*, SQLITE_*) variables override the
+    settings it is given; here they point elsewhere and must change nothing."""
+    code = (
+        "from entrypoints.bootstrap import bootstrap\n"
+        "from tests.conftest import settings_for\n"
+        f"s = bootstrap(settings_for('sqlite:///{tmp_path}/real.db'), run_projection=False)\n"
+        "print(s.log.env.get('SQLITE_DBNAME'))\n"
+        "s.close()\n"
+    )
+    decoy = str(tmp_path / "decoy.db")
+    env = {**os.environ, "SESSIONLOG_SQLITE_DBNAME": decoy, "SQLITE_DBNAME": decoy, "PERSISTENCE_MODULE": "x"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    )
+    assert result.stdout.strip() == f"{tmp_path}/real.db"
+    assert not Path(decoy).exists()
+
+
+def test_libpq_options_in_the_url_reach_every_connection(tmp_path: Path) -> None:
+    require_postgres()
+    with store_url("postgres", tmp_path) as url:
+        service = bootstrap(settings_for(f"{url}?application_name=se-options-check"), run_projection=False)
+        try:
+            names = service.database.fetch_all("SELECT current_setting('application_name') AS name")
+            assert names[0]["name"] == "se-options-check"
+        finally:
+            service.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_migration_3_finds_the_conversation_of_sessions_recorded_before_it(kind: str, tmp_path: Path) -> None:
+    with store_url(kind, tmp_path) as url:
+        service = bootstrap(settings_for(url), run_projection=False)
+        scope = Scope(5, 6)
+        linked, unlinked = service.sessions.create_session(scope), service.sessions.create_session(scope)
+        started = raw_event(event_type="conversation_started", data={"conversation_id": "conv-old"})
+        service.sessions.handle_event(scope, linked.number, started)
+        service.sessions.handle_event(scope, unlinked.number, raw_event(event_type="conversation_started"))
+        with service.database.transaction(commit=True) as cursor:  # back to the schema before migration 3
+            for statement in (
+                "DROP INDEX session_directory_conversation",
+                "ALTER TABLE session_directory DROP COLUMN external_conversation_id",
+                "DELETE FROM schema_migrations WHERE version = 3",
+            ):
+                cursor.execute(statement)
+        service.close()
+
+        migrated = bootstrap(settings_for(url), run_projection=False)
+        try:
+            found = migrated.sessions.list_sessions(scope, Page(), conversation_id="conv-old")
+            assert [s.number for s in found] == [linked.number]
+            assert migrated.sessions.list_sessions(Scope(5, 7), Page(), conversation_id="conv-old") == []
+        finally:
+            migrated.close()
