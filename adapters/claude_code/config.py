@@ -68,6 +68,8 @@ class ClientConfig:
             return f"{URL_VARIABLE} is not set (and no URL in the client file)"
         if not self.token:
             return f"{TOKEN_VARIABLE} is not set (and no token in the client file)"
+        if not all("!" <= character <= "~" for character in self.token):
+            return f"{TOKEN_VARIABLE} has characters no token has (spaces, line breaks, non-ASCII)"
         return None
 
 

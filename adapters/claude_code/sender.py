@@ -37,6 +37,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024  # the service takes 10 MiB per request
 REQUEST_TIMEOUT_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 600.0
 SESSION_AGENT = "claude-code"
+MAX_CWD_CHARS = 4096  # the session's `state` is capped by the service; a path never needs more
 
 _RETRIABLE = {408, 425, 429, 500, 502, 503, 504}
 _SPLITTABLE = {400, 413, 422}
@@ -215,7 +216,7 @@ class Sender:
         else:
             cwd = self.spool.conversation_cwd(conversation)
             body: dict[str, Any] = {"agent": SESSION_AGENT}
-            if cwd:
+            if cwd and len(cwd) <= MAX_CWD_CHARS:
                 body["state"] = {"cwd": cwd}
             answer = self.client.request("POST", "/api/sessions", json.dumps(body).encode())
             if not self._acceptable(answer, "POST", "/api/sessions", batch):
