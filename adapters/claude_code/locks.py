@@ -10,13 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 
 
 class FileLock:
     __slots__ = ("descriptor", "path")
 
-    def __init__(self, path: Path, descriptor: int | None = None) -> None:
+    def __init__(self, path: str, descriptor: int | None = None) -> None:
         self.path = path
         self.descriptor = descriptor
 
@@ -78,11 +77,11 @@ class FileLock:
         self.release()
 
 
-def sender_lock_path(spool: Path) -> Path:
+def sender_lock_path(spool: str | os.PathLike[str]) -> str:
     """Held by the background sender for its whole life: one sender per spool."""
-    return spool.with_name(spool.name + ".sender.lock")
+    return os.fspath(spool) + ".sender.lock"
 
 
-def send_lock_path(spool: Path) -> Path:
+def send_lock_path(spool: str | os.PathLike[str]) -> str:
     """Held while one batch is sent, so `flush` and the background sender never send together."""
-    return spool.with_name(spool.name + ".send.lock")
+    return os.fspath(spool) + ".send.lock"

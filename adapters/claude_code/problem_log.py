@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 MAX_LOG_BYTES = 5 * 1024 * 1024
 
@@ -17,7 +16,7 @@ MAX_LOG_BYTES = 5 * 1024 * 1024
 class ProblemLog:
     __slots__ = ("echo_to_stderr", "path")
 
-    def __init__(self, path: Path | None, *, echo_to_stderr: bool) -> None:
+    def __init__(self, path: str | None, *, echo_to_stderr: bool) -> None:
         self.path = path
         self.echo_to_stderr = echo_to_stderr
 
@@ -33,13 +32,13 @@ class ProblemLog:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             try:
-                if self.path.stat().st_size > MAX_LOG_BYTES:
-                    os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                if os.stat(self.path).st_size > MAX_LOG_BYTES:
+                    os.replace(self.path, self.path + ".1")
             except FileNotFoundError:
                 pass
-            with self.path.open("a", encoding="utf-8", errors="replace") as file:
+            with open(self.path, "a", encoding="utf-8", errors="replace") as file:
                 file.write(line)
         except OSError:
             pass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from adapters.claude_code.config import ClientConfig
 from adapters.claude_code.locks import FileLock, send_lock_path, sender_lock_path
@@ -29,7 +28,7 @@ SEND_INTERVAL_SECONDS = 1.0
 GIVE_UP_AFTER_SECONDS = 3600.0
 
 
-def ensure_sender_running(spool: Path, command: Sequence[str], log_file: Path) -> bool:
+def ensure_sender_running(spool: str, command: Sequence[str], log_file: str) -> bool:
     """Starts `command --lock-fd N` detached unless a sender holds the lock; True if started."""
     lock = FileLock(sender_lock_path(spool))
     try:
@@ -39,7 +38,7 @@ def ensure_sender_running(spool: Path, command: Sequence[str], log_file: Path) -
 
         descriptor = lock.fileno()
         try:
-            stderr = log_file.open("ab")
+            stderr = open(log_file, "ab")  # noqa: SIM115 - closed below, once the child has it
         except OSError:
             stderr = None
         try:
@@ -50,7 +49,7 @@ def ensure_sender_running(spool: Path, command: Sequence[str], log_file: Path) -
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # never Claude Code's pipes: it would wait for them
                 stderr=stderr if stderr is not None else subprocess.DEVNULL,
-                cwd=spool.parent,
+                cwd=os.path.dirname(os.path.abspath(spool)),
                 close_fds=True,
             )
         finally:
@@ -178,10 +177,10 @@ class _SenderLoop:
         self.lock.close()
 
 
-def sender_pid(spool: Path) -> int | None:
+def sender_pid(spool: str | os.PathLike[str]) -> int | None:
     """The process id of the spool's running background sender, or None."""
     path = sender_lock_path(spool)
-    if not path.exists():
+    if not os.path.exists(path):
         return None
     lock = FileLock(path)
     try:
@@ -193,7 +192,7 @@ def sender_pid(spool: Path) -> int | None:
         lock.close()
 
 
-def stop_sender(spool: Path, timeout: float = 5.0) -> bool:
+def stop_sender(spool: str | os.PathLike[str], timeout: float = 5.0) -> bool:
     """Asks the spool's background sender to stop (SIGTERM to the process id it recorded)."""
     import signal
 

@@ -14,11 +14,11 @@ from adapters.claude_code.config import (
 
 
 def test_the_spool_lives_in_the_users_state_directory_unless_named(tmp_path: Path) -> None:
-    assert spool_path({"HOME": "/home/ann"}) == Path("/home/ann/.local/state/session-events/spool.db")
-    assert spool_path({"HOME": "/home/ann", "XDG_STATE_HOME": "/xdg"}) == Path("/xdg/session-events/spool.db")
-    assert spool_path({"HOME": "/home/ann", "XDG_STATE_HOME": "relative"}) == Path(
+    assert spool_path({"HOME": "/home/ann"}) == "/home/ann/.local/state/session-events/spool.db"
+    assert spool_path({"HOME": "/home/ann", "XDG_STATE_HOME": "/xdg"}) == "/xdg/session-events/spool.db"
+    assert spool_path({"HOME": "/home/ann", "XDG_STATE_HOME": "relative"}) == (
         "/home/ann/.local/state/session-events/spool.db")
-    assert spool_path({"SESSION_EVENTS_SPOOL": str(tmp_path / "s.db")}) == tmp_path / "s.db"
+    assert spool_path({"SESSION_EVENTS_SPOOL": str(tmp_path / "s.db")}) == str(tmp_path / "s.db")
 
 
 def test_the_environment_wins_over_the_client_file(tmp_path: Path) -> None:
