@@ -131,7 +131,11 @@ def count_events(url: str, token: str, conversation: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="hook runs per situation (default 200)")
+    parser.add_argument("--hook", default=str(SCRIPT),
+                        help="the session-events whose hook is timed (default: this virtualenv's); the service "
+                        "always runs from this virtualenv")
     args = parser.parse_args()
+    hook = [args.hook, "hook"]
     if not SCRIPT.exists():
         raise SystemExit(f"no {SCRIPT}: run this with the virtualenv's python after pip install -e .")
     workdir = Path(tempfile.mkdtemp(prefix="bench_hook_"))
@@ -140,18 +144,18 @@ def main() -> None:
     results = []
     server = None
     try:
-        print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.runs} runs each", file=sys.stderr)
+        print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.runs} runs each; hook: {args.hook}",
+              file=sys.stderr)
         reference = payloads(args.runs, str(uuid.uuid4()), "/home/dev/p")
-        results.append(describe("reference: python -c pass", run_hooks([sys.executable, "-c", "pass"], reference,
-                                                                      base_env)))
+        python = str(Path(args.hook).parent / "python")
+        results.append(describe("reference: python -c pass", run_hooks([python, "-c", "pass"], reference, base_env)))
 
         down_env = {**base_env, "SESSION_EVENTS_SPOOL": str(workdir / "down" / "spool.db"),
                     "SESSION_EVENTS_URL": f"http://127.0.0.1:{free_port()}", "SESSION_EVENTS_TOKEN": "se_unused"}
-        results.append(describe("session-events hook, service down", run_hooks([str(SCRIPT), "hook"], reference,
-                                                                               down_env)))
+        results.append(describe("session-events hook, service down", run_hooks(hook, reference, down_env)))
         module_env = {**down_env, "SESSION_EVENTS_SPOOL": str(workdir / "module" / "spool.db")}
         results.append(describe("python -P -m entrypoints.claude_code_cli hook",
-                                run_hooks([sys.executable, "-P", "-m", "entrypoints.claude_code_cli", "hook"],
+                                run_hooks([python, "-P", "-m", "entrypoints.claude_code_cli", "hook"],
                                           reference, module_env)))
 
         server, url, token = start_server(workdir)
@@ -159,8 +163,7 @@ def main() -> None:
         up_env = {**base_env, "SESSION_EVENTS_SPOOL": str(workdir / "up" / "spool.db"),
                   "SESSION_EVENTS_URL": url, "SESSION_EVENTS_TOKEN": token}
         up_inputs = payloads(args.runs, conversation, "/home/dev/p")
-        results.append(describe("session-events hook, service up (sender busy)",
-                                run_hooks([str(SCRIPT), "hook"], up_inputs, up_env)))
+        results.append(describe("session-events hook, service up (sender busy)", run_hooks(hook, up_inputs, up_env)))
         flushed = subprocess.run([str(SCRIPT), "flush"], env=up_env, capture_output=True, text=True, check=False)
         stored = count_events(url, token, conversation)
         expected = 1 + sum(len(map_payload(json.loads(raw))) for raw in up_inputs)  # + conversation_started
