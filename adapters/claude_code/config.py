@@ -31,7 +31,8 @@ def spool_path(env: Mapping[str, str]) -> str:
     """The spool file: `SESSION_EVENTS_SPOOL`, else the user's state directory."""
     explicit = env.get(SPOOL_VARIABLE)
     if explicit:
-        return os.path.expanduser(explicit)
+        # Absolute: the hook runs in the project's directory, the sender it starts elsewhere.
+        return os.path.abspath(os.path.expanduser(explicit))
     return os.path.join(_home_based(env, "XDG_STATE_HOME", ".local/state"), "session-events", "spool.db")
 
 

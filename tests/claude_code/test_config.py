@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from adapters.claude_code.config import (
@@ -19,6 +20,7 @@ def test_the_spool_lives_in_the_users_state_directory_unless_named(tmp_path: Pat
     assert spool_path({"HOME": "/home/ann", "XDG_STATE_HOME": "relative"}) == (
         "/home/ann/.local/state/session-events/spool.db")
     assert spool_path({"SESSION_EVENTS_SPOOL": str(tmp_path / "s.db")}) == str(tmp_path / "s.db")
+    assert spool_path({"SESSION_EVENTS_SPOOL": "relative/s.db"}) == os.path.abspath("relative/s.db")
 
 
 def test_the_environment_wins_over_the_client_file(tmp_path: Path) -> None:
