@@ -34,6 +34,13 @@ DEFAULT_EVENTS = (
     "PreCompact",
     "SessionEnd",
 )
+# Every hook event Claude Code documents (2026). A name outside this list is refused: one typo in
+# a settings file makes Claude Code ignore the whole file.
+KNOWN_EVENTS = frozenset({
+    *DEFAULT_EVENTS, "Setup", "InstructionsLoaded", "UserPromptExpansion", "PermissionDenied", "PostToolBatch",
+    "TaskCreated", "TaskCompleted", "TeammateIdle", "StopFailure", "PostCompact", "Elicitation",
+    "ElicitationResult", "ConfigChange", "CwdChanged", "FileChanged", "WorktreeRemove",
+})
 # Events whose groups take a tool-name matcher; "*" matches every tool.
 TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied"})
 NEVER_INSTALLED = frozenset({"WorktreeCreate"})
@@ -74,13 +81,20 @@ def our_handler(command: str) -> dict[str, Any]:
 
 def install(settings: dict[str, Any], command: str, events: Iterable[str] = DEFAULT_EVENTS) -> list[str]:
     """Adds our handler for each event (in place); returns the events that changed."""
+    events = list(events)
+    for event in events:
+        if event in NEVER_INSTALLED:
+            raise SettingsError(f"{event} hooks replace Claude Code's own behaviour; not installed")
+        if event not in KNOWN_EVENTS:
+            raise SettingsError(
+                f"{event!r} is not a Claude Code hook event (Claude Code would ignore the whole settings file);"
+                f" known: {', '.join(sorted(KNOWN_EVENTS))}"
+            )
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise SettingsError('"hooks" in the settings file is not an object')
     changed = []
     for event in events:
-        if event in NEVER_INSTALLED:
-            raise SettingsError(f"{event} hooks replace Claude Code's own behaviour; not installed")
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):
             raise SettingsError(f'"hooks.{event}" in the settings file is not a list')

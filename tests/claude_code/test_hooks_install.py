@@ -81,9 +81,12 @@ def test_only_our_command_is_recognised_as_ours() -> None:
     assert not settings_file.is_our_handler({"type": "http", "url": "http://x/session-events hook"})
 
 
-def test_worktree_create_is_never_installed() -> None:
-    with pytest.raises(settings_file.SettingsError):
-        settings_file.install({}, COMMAND, ["WorktreeCreate"])
+def test_worktree_create_and_unknown_event_names_are_never_installed() -> None:
+    settings: dict[str, Any] = {"model": "opus"}
+    for refused in ("WorktreeCreate", "PretoolUse", "PreToolCall"):
+        with pytest.raises(settings_file.SettingsError):
+            settings_file.install(settings, COMMAND, [refused])
+    assert settings_file.install(settings, COMMAND, ["StopFailure"]) == ["StopFailure"]
 
 
 # --- the real command --------------------------------------------------------------------------
