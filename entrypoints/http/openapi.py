@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, OpenAPIHeader, Operation, Schema, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIHeader, Operation, RequestBody, Schema, SecurityScheme
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -99,6 +99,16 @@ class ContractOperation(Operation):
             if status in responses:
                 response = responses[status]
                 response.headers = {**(response.headers or {}), **headers}  # type: ignore[union-attr]
+
+
+@dataclass
+class OptionalBodyOperation(ContractOperation):
+    """For a route whose body may be left out altogether (Litestar marks every body required)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
 def _is_litestar_generic_error(response: Any) -> bool:

@@ -7,14 +7,14 @@ the caller's scope, the token store and the notifier port; `/health` asks the se
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
-from litestar.params import Dependency
+from litestar.params import SkipValidation
 from litestar.typing import FieldDefinition
 
 from application.notifications import Notifier
@@ -68,10 +68,10 @@ def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
     return scope
 
 
-Tokens = Annotated[TokenStore, Dependency(skip_validation=True)]
-Wired = Annotated[Service, Dependency(skip_validation=True)]
+Tokens = SkipValidation[TokenStore]
+Wired = SkipValidation[Service]
 """The composition root's `Service`, as the health check sees it (not validated: it is no body)."""
-Notifications = Annotated[Notifier, Dependency(skip_validation=True)]
+Notifications = SkipValidation[Notifier]
 """Ports as handler parameters. Litestar checks each injected value against its annotation with
 `isinstance`, which a Protocol only allows when `runtime_checkable`; the providers' own return
 types already say what they give, so the check is skipped."""
@@ -120,6 +120,6 @@ DEPENDENCIES = {
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "notifier": Provide(provide_notifier, sync_to_thread=False),
     "keepalive": Provide(provide_keepalive, sync_to_thread=False),
-    "service": Provide(provide_service, sync_to_thread=False),
 }
-"""What handlers may ask for by name (each is resolved only for the handlers that ask)."""
+"""What handlers may ask for by name (each is resolved only for the handlers that ask). The whole
+`Service` is not among them: only `/health` is given it, to ask whether the store answers."""

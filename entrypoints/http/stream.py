@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from litestar import Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from application.notifications import (
@@ -114,10 +114,11 @@ _SSE_EXAMPLE = (
 
 @get(
     "/stream",
+    tags=["notifications"],
     summary="Live notifications (Server-Sent Events)",
     description=f"The caller's notifications as Server-Sent Events. {_EVENTS} Resume with the `Last-Event-ID` "
-    "header (or `?last_event_id=`): what was missed is sent first. A comment is sent every 10 s to keep the "
-    "connection alive.",
+    "header (or `?last_event_id=`): what was missed is sent first. A comment is sent every "
+    f"{KEEPALIVE_SECONDS:g} s to keep the connection alive.",
     responses={
         200: ResponseSpec(
             str,
@@ -134,9 +135,10 @@ async def stream(
     caller: Scope,
     notifier: Notifications,
     keepalive: float,
-    last_event_id_header: str | None = Parameter(
-        header="last-event-id", default=None, description="The `id` of the last event received, to resume."
-    ),
+    last_event_id_header: Annotated[
+        str | None,
+        HeaderParameter(name="last-event-id", description="The `id` of the last event received, to resume."),
+    ] = None,
     last_event_id: str | None = Parameter(
         default=None, description="Same as the `Last-Event-ID` header, for clients that cannot set it."
     ),
@@ -185,12 +187,14 @@ async def notifications_socket(
 
 @get(
     "/api/ws",
+    tags=["notifications"],
     status_code=426,
     summary="Live notifications (WebSocket)",
     description="A WebSocket (OpenAPI cannot describe one: this is its handshake). Connect with "
     "`Upgrade: websocket` and the token as `?token=` (browsers cannot set headers on a WebSocket). "
     f"Each message is a JSON object `{{event, id, data}}`. {_EVENTS} `keep-alive` messages (no id) come "
-    "every 10 s. The server closes with code 4401 for a missing or unknown token, 1001 when it shuts down. "
+    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing or unknown token, 1001 "
+    "when it shuts down. "
     "Resume with `?last_event_id=`. A plain HTTP request (without the upgrade) is answered 426.",
     responses={
         101: ResponseSpec(None, description="Switching Protocols: the WebSocket is open."),

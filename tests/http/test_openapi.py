@@ -74,6 +74,7 @@ def test_the_batch_and_session_bodies_are_documented(document: dict[str, Any]) -
     assert resolve(document, events["items"]) == request_body(document, "post", "/api/sessions/{session_id}/events")
     session = request_body(document, "post", "/api/sessions")
     assert session["required"] == []
+    assert document["paths"]["/api/sessions"]["post"]["requestBody"]["required"] is False  # no body is fine
     assert set(session["properties"]) == {"type", "agent", "environment", "state"}
 
 
@@ -93,6 +94,18 @@ def test_the_documented_required_fields_are_the_ones_the_api_requires(
         document, request_body(document, "post", "/api/sessions/{session_id}/events")["properties"]["event_type"]
     )["enum"]:
         assert client.post(f"/api/sessions/{sid}/events", json={**minimal, "event_type": event_type}).status_code == 200
+
+
+def test_query_parameters_are_documented_with_their_bounds(document: dict[str, Any]) -> None:
+    for path in ("/api/sessions", "/api/sessions/{session_id}/events"):
+        parameters = {p["name"]: p["schema"] for p in document["paths"][path]["get"]["parameters"]}
+        assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 1000)
+        assert parameters["offset"]["minimum"] == 0
+    parameters = {
+        p["name"]: p["schema"] for p in document["paths"]["/api/sessions/{session_id}/events"]["get"]["parameters"]
+    }
+    assert set(parameters["event_type"]["enum"]) == EVENT_TYPES
+    assert parameters["order"]["enum"] == ["asc", "desc"]
 
 
 def test_every_route_documents_the_answers_it_gives(document: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import anyio
 import pytest
 
-from adapters.notifications.hub import QUEUE_LIMIT, NotificationHub
+from adapters.notifications.hub import QUEUE_LIMIT, HubSubscription, NotificationHub
 from application.notifications import SESSION_EVENTS, Notification, SubscriptionClosed, SubscriptionLagged
 from application.scope import Scope
 
@@ -31,7 +31,7 @@ async def publish(hub: NotificationHub, notifications: list[Notification]) -> No
     await asyncio.sleep(0)  # the loop runs the deliveries scheduled from the thread
 
 
-async def positions(subscription, count: int) -> list[int]:
+async def positions(subscription: HubSubscription, count: int) -> list[int | None]:
     received = [await subscription.next(timeout=5) for _ in range(count)]
     return [n.position if n is not None else None for n in received]
 

@@ -162,6 +162,15 @@ def test_listing_shows_only_the_callers_sessions_newest_first(service: SessionSe
     assert [s.number for s in service.list_sessions(OWNER, Page(limit=2))] == mine[::-1][:2]
 
 
+def test_listing_by_conversation_shows_only_the_sessions_it_linked(service: SessionService) -> None:
+    linked, other = service.create_session(OWNER).number, service.create_session(OWNER).number
+    started = raw_event(event_type="conversation_started", data={"conversation_id": "conv-x"})
+    service.handle_event(OWNER, linked, started)
+    assert [s.number for s in service.list_sessions(OWNER, Page(), conversation_id="conv-x")] == [linked]
+    assert [s.number for s in service.list_sessions(OWNER, Page())] == [other, linked]
+    assert service.list_sessions(OWNER, Page(), conversation_id="conv-y") == []
+
+
 def test_each_recording_call_announces_what_it_newly_recorded(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
     event_id = str(uuid4())

@@ -9,13 +9,14 @@ from litestar import Response, get, post
 from litestar.params import Parameter
 
 from application.errors import EventRejected
-from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery
+from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery, Order
 from application.scope import Scope
 from application.services import SessionService
 from entrypoints.http import bodies
 from entrypoints.http.openapi import ContractOperation, errors_documented
 from entrypoints.http.providers import ExactBody
 from entrypoints.http.schemas import (
+    EVENT_TYPES,
     SESSION_STATUSES,
     BatchRecorded,
     EventBatch,
@@ -39,6 +40,7 @@ _SIDE_EFFECTS = (
 
 @post(
     "/sessions/{session_id:int}/events",
+    tags=["events"],
     status_code=200,
     summary="Record one event",
     description=f"Answers the session as updated by the event. {_SIDE_EFFECTS}",
@@ -59,6 +61,7 @@ def record_event(
 
 @post(
     "/sessions/{session_id:int}/events/batch",
+    tags=["events"],
     status_code=200,
     summary="Record a batch of 1 to 1,000 events, all or nothing",
     description="`event_count` counts the events this call newly recorded (duplicates by `id` are not "
@@ -79,6 +82,7 @@ def record_events(
 
 @get(
     "/sessions/{session_id:int}/events",
+    tags=["events"],
     summary="Query a session's events",
     description="Ordered by `sent_at`, ties in the order the session recorded them, so that pages never "
     "repeat or skip an event; `order=desc` is the exact reverse.",
@@ -91,13 +95,23 @@ def get_events(
     caller: Scope,
     sessions: SessionService,
     event_type: str | None = Parameter(
-        default=None, description="Only events of this type (see `EventType`; camelCase accepted)"
+        default=None,
+        description="Only events of this type; camelCase (`toolCalled`) is accepted too.",
+        schema_extra={"enum": list(EVENT_TYPES)},
     ),
     limit: int | None = Parameter(
         default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_EVENT_PAGE})"
     ),
-    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET, description="0 or more (default 0)"),
-    order: str | None = Parameter(default=None, description="`asc` (default) or `desc`"),
+    offset: int | None = Parameter(
+        default=None,
+        ge=0,
+        le=MAX_OFFSET,
+        description="0 or more (default 0)",
+        schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+    ),
+    order: str | None = Parameter(
+        default=None, description="`asc` (default) or `desc`", schema_extra={"enum": [o.value for o in Order]}
+    ),
 ) -> Response[EventsEnvelope]:
     query = EventQuery.parse(event_type, limit, offset, order)
     events = sessions.get_events(caller, session_id, query)

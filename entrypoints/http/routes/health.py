@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import Provide
 
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import Wired
+from entrypoints.http.providers import Wired, provide_service
 from entrypoints.http.schemas import Health, answer
 
 
@@ -13,6 +14,8 @@ from entrypoints.http.schemas import Health, answer
     "/health",
     summary="Liveness and readiness",
     description="200 once the service can serve: its store answers.",
+    tags=["health"],
+    dependencies={"service": Provide(provide_service, sync_to_thread=False)},
     responses=errors_documented(503),
     operation_class=ContractOperation,
     sync_to_thread=True,

@@ -12,20 +12,21 @@ from application.scope import Scope
 from application.services import SessionService
 from application.validation import parse_session_fields
 from entrypoints.http import bodies
-from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.openapi import ContractOperation, OptionalBodyOperation, errors_documented
 from entrypoints.http.providers import ExactBody
 from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelope, answer, session_out
 
 
 @post(
     "/sessions",
+    tags=["sessions"],
     status_code=201,
     summary="Create a session",
     description="Body `{}` (or none) or any of `type`, `agent`, `environment` (strings) and `state` (object).",
     dto=ExactBody[NewSession],
     return_dto=None,
     responses=errors_documented(400, 401, 413, 422, 503),
-    operation_class=ContractOperation,
+    operation_class=OptionalBodyOperation,
     sync_to_thread=True,
 )
 def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -> Response[SessionEnvelope]:
@@ -36,6 +37,7 @@ def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -
 
 @get(
     "/sessions",
+    tags=["sessions"],
     summary="List the caller's sessions, most recent first",
     responses=errors_documented(401, 422, 503),
     operation_class=ContractOperation,
@@ -47,7 +49,13 @@ def list_sessions(
     limit: int | None = Parameter(
         default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_SESSION_PAGE})"
     ),
-    offset: int | None = Parameter(default=None, ge=0, le=MAX_OFFSET, description="0 or more (default 0)"),
+    offset: int | None = Parameter(
+        default=None,
+        ge=0,
+        le=MAX_OFFSET,
+        description="0 or more (default 0)",
+        schema_extra={"minimum": 0},  # Litestar leaves out a bound of 0
+    ),
     conversation_id: str | None = Parameter(
         default=None, max_length=1000, description="Only the sessions whose `external_conversation_id` is this."
     ),
@@ -58,6 +66,7 @@ def list_sessions(
 
 @get(
     "/sessions/{session_id:int}",
+    tags=["sessions"],
     summary="Get a session",
     responses=errors_documented(401, 404, 503),
     operation_class=ContractOperation,
