@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application.errors import StoreUnavailable
+from entrypoints import claude_code_cli
 from entrypoints.settings import ENVIRONMENT
 
 
@@ -229,12 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     status = projection_commands.add_parser("status", help="each projection's position and lag behind the log")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_projection_status)
+
+    claude_code_cli.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] and arguments[0] in claude_code_cli.COMMANDS:
+        # The Claude Code client's commands need none of the service's modules (and `hook`
+        # must not wait for them); they also configure no logging: `hook` writes nothing.
+        return claude_code_cli.main(arguments)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(arguments)
     if getattr(args, "workers", 1) < 1:
         print("session-events: --workers must be at least 1", file=sys.stderr)
         return 2
