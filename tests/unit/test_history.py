@@ -34,6 +34,7 @@ from tests.release_0_1_0 import (
     states_0_1_0_loaded,
     transcoder,
 )
+from tests.rules import use_other_rules
 
 mapper: Mapper[Any] = Mapper(transcoder())
 
@@ -58,29 +59,6 @@ def state(session: Session) -> State:
 
 def of_session(number: int, rows: Iterable[StoredEvent]) -> list[StoredEvent]:
     return [row for row in rows if row.originator_id == session_uuid(number)]
-
-
-def use_other_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Replaces today's side effects by rules that decide differently, as a later release might."""
-
-    def always_cancel(facts: SessionFacts, data: Mapping[str, Any]) -> Effect:
-        return Effect(changes={"status": SessionStatus.CANCELLED.value})
-
-    def always_relink(facts: SessionFacts, data: Mapping[str, Any]) -> Effect:
-        return Effect(changes={"external_conversation_id": "other"})
-
-    def pause_fails(facts: SessionFacts, data: Mapping[str, Any]) -> Effect:
-        return Effect(changes={"status": SessionStatus.FAILED.value})
-
-    monkeypatch.setattr(
-        side_effects,
-        "_MUTATORS",
-        {
-            EventType.SESSION_STATUS_CHANGED: always_cancel,
-            EventType.CONVERSATION_STARTED: always_relink,
-            EventType.SESSION_PAUSED: pause_fails,
-        },
-    )
 
 
 def recorded_under_todays_rules() -> tuple[Session, list[StoredEvent]]:
