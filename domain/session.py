@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.event_types import EventType
 from domain.side_effects import Note, effect_of
+from domain.side_effects_0_1_0 import changes_by_0_1_0_rules
 from domain.status import SessionStatus
 
 _SESSION_NAMESPACE = uuid5(NAMESPACE_URL, "https://session-events/sessions")
@@ -44,13 +45,32 @@ class Recorded:
 
 class Session(Aggregate):
     """Sessions are numbered by the store (`number`, the public id); the aggregate id is derived
-    from the number so that a session can be loaded knowing only its public id."""
+    from the number so that a session can be loaded knowing only its public id.
+
+    Every stored shape carries a class version (docs/changing-an-event.md): each event class's
+    `class_version` versions its stored state, and the aggregate's versions the state a snapshot
+    stores (its attributes). Change one only with an upcaster from the shape before."""
+
+    class_version = 1
 
     @staticmethod
     def create_id(number: int, **_: Any) -> UUID:
         return uuid5(_SESSION_NAMESPACE, f"session/{number}")
 
-    @event("Started")
+    class Started(Aggregate.Created):
+        """The session was created. Its fields are `__init__`'s parameters, stored as given."""
+
+        class_version = 1
+
+        number: int
+        account_id: int
+        user_id: int
+        type: str | None = None
+        agent: str | None = None
+        environment: str | None = None
+        state_json: str | None = None
+
+    @event(Started)
     def __init__(
         self,
         number: int,
@@ -73,7 +93,16 @@ class Session(Aggregate):
         self.event_count = 0
 
     class EventRecorded(Aggregate.Event):
-        """One activity event, recorded as the session's `sequence`-th."""
+        """One activity event, recorded as the session's `sequence`-th, with the outcome of its
+        side effect: `changes`, the session attributes it set, decided once when the event was
+        recorded. Replay only applies them, so whatever mutators are added or changed later, a
+        session loads to the same state, from its history, a snapshot or a cache alike.
+
+        Version 1 (release 0.1.0) stored no outcome. Its upcaster cannot see the session, so it
+        sets `changes` to `None`, which means "the outcome the 0.1.0 rules give", and `apply`
+        takes it from the frozen copy of those rules (`domain.side_effects_0_1_0`)."""
+
+        class_version = 2
 
         event_id: UUID
         event_type: str
@@ -81,17 +110,26 @@ class Session(Aggregate):
         data: str
         metadata: str | None
         sequence: int
+        changes: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["changes"] = None
 
         def apply(self, session: Session) -> None:
             session.event_count = self.sequence
-            for name, value in effect_of(session, self.event_type, self.data).changes.items():
+            changes = self.changes
+            if changes is None:
+                changes = changes_by_0_1_0_rules(session, self.event_type, self.data)
+            for name, value in changes.items():
                 setattr(session, name, value)
 
     def belongs_to(self, account_id: int, user_id: int) -> bool:
         return self.account_id == account_id and self.user_id == user_id
 
     def record(self, new_events: Sequence[NewEvent]) -> Recorded:
-        """Records the events in order, each seeing the session as the ones before left it.
+        """Records the events in order, each seeing the session as the ones before left it, and
+        each with what its side effect decided (the only time a mutator runs for it).
         An id given twice is recorded once; the caller passes only ids not already recorded."""
         notes: list[Note] = []
         seen: set[UUID] = set()
@@ -100,9 +138,9 @@ class Session(Aggregate):
             if new.event_id in seen:
                 continue
             seen.add(new.event_id)
-            note = effect_of(self, new.event_type.value, new.data_json).note
-            if note is not None:
-                notes.append(note)
+            effect = effect_of(self, new.event_type.value, new.data_json)
+            if effect.note is not None:
+                notes.append(effect.note)
             self.trigger_event(
                 self.EventRecorded,
                 event_id=new.event_id,
@@ -111,6 +149,7 @@ class Session(Aggregate):
                 data=new.data_json,
                 metadata=new.metadata_json,
                 sequence=self.event_count + 1,
+                changes=dict(effect.changes),
             )
         return Recorded(
             new_event_count=len(seen),

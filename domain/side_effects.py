@@ -1,10 +1,13 @@
 """Side effects: how recording an event changes its session.
 
 Each side effect is a *mutator*: a pure function of the session as it stands and the event's
-`data`, returning the `Effect` to apply. The `Session` aggregate applies it when the event is
-recorded, and again, identically, whenever the session is rebuilt from its history; so a
-mutator must not log or call out. What it wants said (a warning, an error) goes in
-`Effect.note`, which is logged once, when the command is decided, never on replay.
+`data`, returning the `Effect` to apply. It runs once, when the event is recorded, and the event
+records the changes it decided (`Session.EventRecorded.changes`): replay applies those, and never
+runs a mutator again. So a mutator added or changed later applies to events recorded from then
+on, and the past stays as it was recorded (docs/adr/0009-recorded-outcomes-and-upcasting.md).
+A mutator must not log or call out (a command may be decided more than once when writers race):
+what it wants said (a warning, an error) goes in `Effect.note`, which the use case logs once,
+after the save.
 
 To add a side effect, write one function here decorated with `@side_effect(EventType.X)` and
 one test (see docs/adding-a-side-effect.md). Nothing else needs to change.
@@ -66,17 +69,34 @@ def side_effect(event_type: EventType) -> Callable[[Mutator], Mutator]:
     return register
 
 
+CHANGEABLE = frozenset({"status", "external_conversation_id"})
+"""The session attributes a side effect may change (those of `SessionFacts`)."""
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 def effect_of(session: SessionFacts, event_type: str, data_json: str) -> Effect:
     """The effect of recording one event. A mutator that fails yields a logged error and no
-    change: malformed client data must never stop an event from being recorded."""
+    change: malformed client data must never stop an event from being recorded. Its changes are
+    recorded in the event for good, so they must name attributes in `CHANGEABLE` and be JSON
+    scalars (they must come back from the store as they went in); anything else is a failure."""
     mutator = _MUTATORS.get(EventType(event_type))
     if mutator is None:
         return NO_EFFECT
     try:
-        data = json.loads(data_json)
-        return mutator(session, data)
+        effect = mutator(session, json.loads(data_json))
+        _check_recordable(effect.changes)
     except Exception as error:
         return Effect(note=Note(logging.ERROR, f"{event_type} side effect failed: {error!r}"))
+    return effect
+
+
+def _check_recordable(changes: Mapping[str, Any]) -> None:
+    for name, value in changes.items():
+        if name not in CHANGEABLE:
+            raise ValueError(f"changes {name!r}, which is not one of {sorted(CHANGEABLE)}")
+        if type(value) not in _JSON_SCALARS:
+            raise TypeError(f"sets {name!r} to a {type(value).__name__}, which is not a JSON scalar")
 
 
 @side_effect(EventType.CONVERSATION_STARTED)
