@@ -22,6 +22,12 @@ class SessionStore(Protocol):
 
     def get(self, number: int) -> Session: ...
 
+    def get_as_of(self, number: int, sequence: int) -> Session:
+        """The session as it stood right after its `sequence`-th event (0: as created), for
+        `0 <= sequence <=` its event count (`ValueError` otherwise). A read of the past: it never
+        replaces the current session in any cache."""
+        ...
+
     def save(self, session: Session, announcement: Announcement | None = None) -> None:
         """Saves the session's new events atomically, with the ids of the events it recorded and
         the announcement of them (delivered once they can be read); raises `ConcurrentUpdate` if

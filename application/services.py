@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from application.errors import ConcurrentUpdate, SessionNotFound
+from application.errors import ConcurrentUpdate, InvalidQuery, SessionNotFound
 from application.notifications import Announcement
 from application.ports import EventViews, SessionStore, StatsViews
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
@@ -64,6 +64,17 @@ class SessionService:
         if not session.belongs_to(scope.account_id, scope.user_id):
             raise SessionNotFound(session_id)
         return session
+
+    def get_session_as_of(self, scope: Scope, session_id: int, sequence: int) -> Session:
+        """The session as it stood right after its `sequence`-th event (0: as created), so that
+        an analyst can see what each event changed. Whose session it is comes first: a foreign
+        session is not found, whatever the sequence."""
+        current = self.get_session(scope, session_id)
+        if not 0 <= sequence <= current.event_count:
+            raise InvalidQuery(
+                {"sequence": [f"must be between 0 and {current.event_count}, the session's event count"]}
+            )
+        return self._store.get_as_of(session_id, sequence)
 
     def list_sessions(self, scope: Scope, page: Page, conversation_id: str | None = None) -> list[Session]:
         """The scope's sessions, most recent first; with `conversation_id`, those whose

@@ -104,6 +104,11 @@ def _required_string(fields: RawFields, name: str, errors: dict[str, list[str]])
     return value
 
 
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time in UTC, read as `sent_at` is (no offset means UTC); None if it is not one."""
+    return _parse_time(text)
+
+
 def _parse_time(text: str) -> datetime | None:
     if not _RFC3339.fullmatch(text):
         return None

@@ -14,6 +14,7 @@ from adapters.database.base import Database, store_errors
 from adapters.database.coordination import FileLeadership, PostgresListener, local_wakeup
 from adapters.database.postgres import Postgres, reachability_problem
 from adapters.database.sqlite import SQLite
+from adapters.eventstore.export import LogExport
 from adapters.eventstore.log import SessionLog, open_session_log
 from adapters.eventstore.recorders import SessionLogPostgresRecorder, SessionLogSQLiteRecorder
 from adapters.eventstore.store import EventSourcedSessionStore
@@ -96,6 +97,10 @@ class Service:
     def check_ready(self) -> None:
         """Returns once the store answers; raises `StoreUnavailable` if it cannot be reached."""
         self.projection.head()
+
+    def log_export(self) -> LogExport:
+        """The event log itself, read for an export (the system of record, not a read model)."""
+        return LogExport(self.log, self.database)
 
     def close_streams(self) -> None:
         """Ends every live-notification stream of this process cleanly (before a shutdown)."""

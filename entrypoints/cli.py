@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -134,6 +135,40 @@ def _status_json(status: Any) -> dict[str, Any]:
     return fields
 
 
+def _export(args: argparse.Namespace) -> int:
+    from application.errors import SessionNotFound
+    from entrypoints import export_command
+    from entrypoints.bootstrap import bootstrap
+
+    service = bootstrap(run_projection=False)
+    try:
+        scan = service.log_export().scan(session_id=args.session, since=args.since)
+        with export_command.opened_output(args.output) as output:
+            writer = export_command.writer_for(args.format, output)
+            exported = export_command.export(scan, writer, progress=sys.stderr.isatty())
+    except SessionNotFound:
+        print(f"session-events: no session {args.session} in {service.describe_store()}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`export | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    finally:
+        service.close()
+    if sys.stderr.isatty():
+        print(f"exported {exported:,} events from {service.describe_store()}", file=sys.stderr)
+    return 0
+
+
+def _since(text: str) -> datetime:
+    """`--since`: an RFC 3339 date-time, read as event times are (no offset means UTC)."""
+    from application.validation import parse_rfc3339
+
+    moment = parse_rfc3339(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 date-time, e.g. 2026-01-15T10:00:00Z")
+    return moment
+
+
 class RebuildProgress:
     """Events done, rate and ETA on a terminal (rich); a plain line every few seconds otherwise."""
 
@@ -232,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_projection_status)
 
     claude_code_cli.register(commands)
+    export = commands.add_parser(
+        "export", help="write recorded events from the event log, in log order (to standard output by default)"
+    )
+    export.add_argument("--session", type=int, metavar="ID", help="only this session's events")
+    export.add_argument("--since", type=_since, metavar="RFC3339", help="only events received at or after then")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default jsonl")
+    export.add_argument("--output", metavar="FILE", help="write to FILE (complete or not at all)")
+    export.set_defaults(run=_export)
     return parser
 
 

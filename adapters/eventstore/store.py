@@ -27,11 +27,25 @@ class EventSourcedSessionStore:
         return self._db.allocate_session_number()
 
     def get(self, number: int) -> Session:
+        return self._load(number, version=None)
+
+    def get_as_of(self, number: int, sequence: int) -> Session:
+        """With a version, the library's repository skips its cache both ways (an old version is
+        never served to writers nor cached), and replays from the latest snapshot at or before
+        that version: at most SNAPSHOT_INTERVAL events, however long the session."""
+        if sequence < 0:
+            raise ValueError(f"no event {sequence} in a session")
+        session = self._load(number, version=sequence + 1)  # version 1 is the session's creation
+        if session.event_count != sequence:
+            raise ValueError(f"session {number} has {session.event_count} events, not {sequence}")
+        return session
+
+    def _load(self, number: int, version: int | None) -> Session:
         if number < 1:
             raise SessionNotFound(number)
         with store_errors():
             try:
-                session: object = self._log.repository.get(Session.create_id(number))
+                session: object = self._log.repository.get(Session.create_id(number), version=version)
             except AggregateNotFoundError:
                 raise SessionNotFound(number) from None
         if not isinstance(session, Session):

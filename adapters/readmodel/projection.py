@@ -193,8 +193,8 @@ class Projector:
             return [], after
         decoded = [(n.id, self._log.mapper.to_domain_event(n)) for n in notifications]
         for _, event in decoded:
-            if isinstance(event, Session.Created):  # `Started`: made by @event, it carries the number
-                self._numbers.learn(event.originator_id, getattr(event, "number"))  # noqa: B009
+            if isinstance(event, Session.Started):  # a session's creation carries its number
+                self._numbers.learn(event.originator_id, event.number)
         numbers = self._numbers.of({event.originator_id for _, event in decoded})
         batch = [LogEvent(position, numbers[event.originator_id], event) for position, event in decoded]
         return batch, notifications[-1].id

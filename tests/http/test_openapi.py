@@ -18,7 +18,7 @@ EVENT_TYPES = {member.value for member in EventType}
 API_OPERATIONS = {
     ("post", "/api/sessions"): {"201", "400", "401", "413", "422", "503"},
     ("get", "/api/sessions"): {"200", "401", "422", "503"},
-    ("get", "/api/sessions/{session_id}"): {"200", "401", "404", "503"},
+    ("get", "/api/sessions/{session_id}"): {"200", "401", "404", "422", "503"},
     ("post", "/api/sessions/{session_id}/events"): {"200", "400", "401", "404", "413", "422", "503"},
     ("post", "/api/sessions/{session_id}/events/batch"): {"200", "400", "401", "404", "413", "422", "503"},
     ("get", "/api/sessions/{session_id}/events"): {"200", "401", "404", "422", "503"},
@@ -106,6 +106,21 @@ def test_query_parameters_are_documented_with_their_bounds(document: dict[str, A
     }
     assert set(parameters["event_type"]["enum"]) == EVENT_TYPES
     assert parameters["order"]["enum"] == ["asc", "desc"]
+
+
+def test_the_sequence_of_a_session_read_is_documented(document: dict[str, Any]) -> None:
+    parameters = {p["name"]: p for p in document["paths"]["/api/sessions/{session_id}"]["get"]["parameters"]}
+    sequence = parameters["sequence"]
+    assert (sequence["in"], sequence["required"]) == ("query", False)
+    assert sequence["schema"]["minimum"] == 0 and {"integer"} <= set(_types(sequence["schema"]))
+    assert "event_count" in sequence["description"]
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    if "oneOf" in schema:
+        return [t for option in schema["oneOf"] for t in _types(option)]
+    kind = schema.get("type")
+    return kind if isinstance(kind, list) else [kind] if kind else []
 
 
 def test_every_route_documents_the_answers_it_gives(document: dict[str, Any]) -> None:

@@ -245,3 +245,24 @@ def test_sessions_are_found_by_their_conversation(service: Service, scope: Scope
     assert service.sessions.list_sessions(scope, Page(), conversation_id="conv-none") == []
     stranger = Scope(scope.account_id, scope.user_id + 1)
     assert service.sessions.list_sessions(stranger, Page(), conversation_id="conv-a") == []
+
+
+def test_the_projector_learns_session_numbers_from_the_log(
+    service: Service, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session created in the batch being projected needs no directory lookup: its `Started`
+    event carries its number."""
+    fresh = bootstrap(settings_for(database_url), run_projection=False)
+    try:
+        scope = Scope(77, 78)
+        number = fresh.sessions.create_session(scope).number
+        fresh.sessions.handle_events(scope, number, [raw_event() for _ in range(3)])
+        projector = fresh.projectors["session_events"]
+        start = projector.head() - 4  # the session's creation and its three events
+        looked_up: list[object] = []
+        monkeypatch.setattr(fresh.database, "session_numbers_of", lambda uuids: looked_up.append(uuids) or {})
+        batch, _ = projector.read_log(start, 10)
+        assert [e.session_number for e in batch] == [number] * 4
+        assert looked_up == []
+    finally:
+        fresh.close()

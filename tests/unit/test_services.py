@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import services
-from application.errors import ConcurrentUpdate, EventRejected, SessionNotFound
+from application.errors import ConcurrentUpdate, EventRejected, InvalidQuery, SessionNotFound
 from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
@@ -31,6 +31,9 @@ class FakeStore:
         self.save_attempts = 0
         self.loads = 0
         self.announcements: list[Announcement | None] = []
+        self.histories: dict[int, list[object]] = {}
+        """Every event each session saved, in order, to replay for `get_as_of`."""
+        self.loads_as_of: list[tuple[int, int]] = []
 
     def next_number(self) -> int:
         return len(self.sessions) + 1
@@ -48,11 +51,25 @@ class FakeStore:
             raise ConcurrentUpdate("someone else saved first")
         self.announcements.append(announcement)
         pending = session.collect_events()
+        self.histories.setdefault(session.number, []).extend(pending)
         self.event_ids.setdefault(session.number, set()).update(
             e.event_id for e in pending if isinstance(e, Session.EventRecorded)
         )
         self.sessions[session.number] = session
         self.saves += 1
+
+    def get_as_of(self, number: int, sequence: int) -> Session:
+        self.loads_as_of.append((number, sequence))
+        if number not in self.histories:
+            raise SessionNotFound(number)
+        events = self.histories[number][: sequence + 1]
+        if not 0 <= sequence < len(self.histories[number]):
+            raise ValueError(f"no event {sequence}")
+        session = None
+        for event in events:
+            session = event.mutate(session)  # type: ignore[attr-defined]
+        assert isinstance(session, Session)
+        return session
 
     def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
         return self.event_ids.get(number, set()) & set(event_ids)
@@ -301,3 +318,38 @@ def test_stats_are_read_for_the_callers_own_session_only(service: SessionService
     assert service.get_stats(OWNER, number) == SessionStats(session_id=number, event_count=7)
     with pytest.raises(SessionNotFound):
         service.get_stats(STRANGER, number)
+
+
+def test_a_session_as_of_a_sequence_is_as_its_first_events_left_it(service: SessionService) -> None:
+    number = service.create_session(OWNER).number
+    service.handle_event(OWNER, number, raw_event(event_type="conversation_started", data={"conversation_id": "c"}))
+    service.handle_events(
+        OWNER,
+        number,
+        [raw_event(), raw_event(event_type="session_status_changed", data={"new_status": "complete"})],
+    )
+    seen = [
+        (s.event_count, s.external_conversation_id, s.status)
+        for s in (service.get_session_as_of(OWNER, number, n) for n in range(4))
+    ]
+    assert seen == [(0, None, "active"), (1, "c", "active"), (2, "c", "active"), (3, "c", "complete")]
+
+
+@pytest.mark.parametrize("sequence", [-1, 3, 10**30])
+def test_a_sequence_outside_the_session_is_an_invalid_query(service: SessionService, sequence: int) -> None:
+    number = service.create_session(OWNER).number
+    service.handle_events(OWNER, number, [raw_event(), raw_event()])
+    with pytest.raises(InvalidQuery) as refused:
+        service.get_session_as_of(OWNER, number, sequence)
+    assert refused.value.errors == {"sequence": ["must be between 0 and 2, the session's event count"]}
+
+
+@pytest.mark.parametrize("sequence", [0, -1, 5])
+def test_a_foreign_or_missing_session_is_not_found_whatever_the_sequence(
+    service: SessionService, store: FakeStore, sequence: int
+) -> None:
+    number = service.create_session(OWNER).number
+    for scope, session_id in ((STRANGER, number), (OWNER, number + 1)):
+        with pytest.raises(SessionNotFound):
+            service.get_session_as_of(scope, session_id, sequence)
+    assert store.loads_as_of == []  # the past of a foreign session is never even read

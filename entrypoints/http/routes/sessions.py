@@ -67,13 +67,29 @@ def list_sessions(
 @get(
     "/sessions/{session_id:int}",
     tags=["sessions"],
-    summary="Get a session",
-    responses=errors_documented(401, 404, 503),
+    summary="Get a session, now or as it stood after one of its events",
+    description="With `sequence=N`, the session as it stood right after its N-th event (`0`: as created), "
+    "with `event_count` N and `updated_at` the time of that event; N beyond the session's events, or negative, "
+    "is a 422.",
+    responses=errors_documented(401, 404, 422, 503),
     operation_class=ContractOperation,
     sync_to_thread=True,
 )
-def get_session(session_id: int, caller: Scope, sessions: SessionService) -> Response[SessionEnvelope]:
-    return answer(SessionEnvelope(session_out(sessions.get_session(caller, session_id))))
+def get_session(
+    session_id: int,
+    caller: Scope,
+    sessions: SessionService,
+    sequence: int | None = Parameter(
+        default=None,
+        description="0 to the session's `event_count` (default: the session as it is now)",
+        schema_extra={"minimum": 0},  # checked by the use case, which names the session's event count
+    ),
+) -> Response[SessionEnvelope]:
+    if sequence is None:
+        session = sessions.get_session(caller, session_id)
+    else:
+        session = sessions.get_session_as_of(caller, session_id, sequence)
+    return answer(SessionEnvelope(session_out(session)))
 
 
 ROUTES: list[Any] = [create_session, list_sessions, get_session]
