@@ -80,10 +80,12 @@ class Service:
         """The `session_events` projector, whose progress makes events (and notifications) readable."""
         return self.projectors[SESSION_EVENTS]
 
-    def rebuild(self, name: str, on_progress: Callable[[int], None] | None = None) -> Rebuilt:
+    def rebuild(self, name: str, on_progress: Callable[[int], None] | None = None, batch_size: int = 1000) -> Rebuilt:
         """Rebuilds a read model beside the live one and swaps it in (see `adapters.readmodel.rebuild`)."""
         projector = self.projectors[name]
-        return Rebuild(projector.model, self.log, self.database, live=projector).run(on_progress)
+        return Rebuild(projector.model, self.log, self.database, live=projector, batch_size=batch_size).run(
+            on_progress
+        )
 
     def projection_statuses(self) -> list[ProjectionStatus]:
         statuses = []

@@ -82,7 +82,7 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
             started = time.monotonic()
             with RebuildProgress(name, service.projection.head(), quiet=args.quiet) as progress:
                 try:
-                    rebuilt = service.rebuild(name, on_progress=progress.advance)
+                    rebuilt = service.rebuild(name, on_progress=progress.advance, batch_size=args.batch_size)
                 except RebuildInProgress as error:
                     print(f"session-events: {error}", file=sys.stderr)
                     return 1
@@ -228,6 +228,12 @@ def _scope_id(text: str) -> int:
     return value
 
 
+def _batch_size(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to 100000")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-events",
@@ -261,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild (see projections list)")
     rebuild.add_argument("--quiet", action="store_true", help="no progress")
+    rebuild.add_argument(
+        "--batch-size", type=_batch_size, default=1000, metavar="N", help="log events per transaction (default 1000)"
+    )
     rebuild.set_defaults(run=_rebuild_projections)
     status = projection_commands.add_parser("status", help="each projection's position and lag behind the log")
     status.add_argument("--json", action="store_true", help="machine-readable output")
