@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,7 @@ def primary_payloads(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e["data"]["payload"] for e in events if "payload" in e["data"]]
 
 
-def test_a_claude_code_session_arrives_whole_and_in_order(
-    server: ServerProcess, scope: Scope, make_client: MakeClient
-):
+def test_a_claude_code_session_arrives_whole_and_in_order(server: ServerProcess, scope: Scope, make_client: MakeClient):
     token = server.token(scope)
     client = make_client(server.base_url, token)
     sid = p.new_session_id()
@@ -81,12 +80,43 @@ def test_a_claude_code_session_arrives_whole_and_in_order(
     created = [e["data"]["file_path"] for e in events if e["event_type"] == "file_created"]
     assert created == [f"{p.CWD}/src/nouveau.py"]
     hooks_kept = [e["data"]["hook_event_name"] for e in events if e["event_type"] == "hook_triggered"]
-    assert hooks_kept == ["SessionStart", "PermissionRequest", "Notification", "SubagentStart", "SubagentStop",
-                          "PostToolBatch", "PreCompact"]
+    assert hooks_kept == [
+        "SessionStart",
+        "PermissionRequest",
+        "Notification",
+        "SubagentStart",
+        "SubagentStop",
+        "PostToolBatch",
+        "PreCompact",
+    ]
 
     # The ids of tool events are the ones derived from the payloads (stable across retries).
     derived = {e.id for payload in payloads if "tool_use_id" in payload for e in map_payload(payload)}
     assert derived <= {e["id"] for e in events}
+
+    # The session's stats count what the events say (session_stats pairs calls and results by
+    # tool_use_id), worked out here from the events themselves.
+    with http_for(server, token) as http:
+        stats = http.get(f"/api/sessions/{session['id']}/stats").json()["data"]
+    assert stats["event_count"] == len(events)
+    assert stats["by_type"] == dict(Counter(e["event_type"] for e in events))
+    assert stats["errors"] == sum(e["event_type"] == "error_occurred" for e in events)
+    open_calls: dict[str, str] = {}
+    expected: dict[str, dict[str, int]] = {}
+    for event in events:
+        data = event["data"]
+        if event["event_type"] == "tool_called":
+            expected.setdefault(data["tool_name"], {"calls": 0, "completed": 0, "failures": 0})["calls"] += 1
+            if data.get("tool_use_id"):
+                open_calls.setdefault(data["tool_use_id"], data["tool_name"])
+        elif event["event_type"] == "tool_result" and data.get("tool_use_id") in open_calls:
+            tool = expected[open_calls.pop(data["tool_use_id"])]
+            tool["completed"] += 1
+            tool["failures"] += data.get("success") is False
+    assert {
+        name: {k: v for k, v in t.items() if k != "total_duration_ms"} for name, t in stats["tools"].items()
+    } == expected
+    assert stats["tools"]["Bash"]["failures"] == 1
 
 
 def test_identical_prompts_are_two_events_and_a_tool_call_hooked_twice_is_one(
@@ -96,8 +126,9 @@ def test_identical_prompts_are_two_events_and_a_tool_call_hooked_twice_is_one(
     client = make_client(server.base_url, token)
     sid = p.new_session_id()
     same_prompt = p.user_prompt(sid, "run the tests again")
-    bash = p.post_tool(sid, "Bash", {"command": "pytest"}, {"stdout": "ok", "stderr": "", "interrupted": False},
-                       p.tool_use_id())
+    bash = p.post_tool(
+        sid, "Bash", {"command": "pytest"}, {"stdout": "ok", "stderr": "", "interrupted": False}, p.tool_use_id()
+    )
     client.hooks([same_prompt, same_prompt, bash])
     assert client.flush().returncode == 0
     client.hooks([bash])  # hooked again after it was sent: the service already has it
@@ -106,8 +137,12 @@ def test_identical_prompts_are_two_events_and_a_tool_call_hooked_twice_is_one(
     with http_for(server, token) as http:
         _, events = events_of(http, sid)
     assert [e["event_type"] for e in events] == [
-        "conversation_started", "conversation_message_sent", "conversation_message_sent", "tool_result",
-        "command_completed"]
+        "conversation_started",
+        "conversation_message_sent",
+        "conversation_message_sent",
+        "tool_result",
+        "command_completed",
+    ]
     assert events[1]["id"] != events[2]["id"]
 
 
@@ -171,8 +206,9 @@ def test_a_burst_of_200_parallel_hooks_loses_and_duplicates_nothing(
         path.write_text(json.dumps(payload))
         stdins.append(path.open("rb"))
     processes = [
-        subprocess.Popen([SESSION_EVENTS, "hook"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=client.env)
+        subprocess.Popen(
+            [SESSION_EVENTS, "hook"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=client.env
+        )
         for stdin in stdins
     ]
     outputs = [process.communicate(timeout=120) for process in processes]
@@ -188,7 +224,8 @@ def test_a_burst_of_200_parallel_hooks_loses_and_duplicates_nothing(
     everything = [e for events in received.values() for e in events]
     assert len({e["id"] for e in everything}) == len(everything)
     prompts = sorted(
-        e["data"]["payload"]["prompt"] for e in everything if e["event_type"] == "conversation_message_sent")
+        e["data"]["payload"]["prompt"] for e in everything if e["event_type"] == "conversation_message_sent"
+    )
     assert prompts == sorted(f"prompt {n}" for n in range(150))
     commands = sorted(e["data"]["command"] for e in everything if e["event_type"] == "command_started")
     assert commands == sorted(f"echo {n}" for n in range(46))
@@ -278,8 +315,9 @@ def test_a_read_only_spool_directory_never_fails_the_hook(tmp_path: Path, make_c
     client.spool.parent.mkdir(parents=True)
     client.spool.parent.chmod(0o555)
     try:
-        done = client.hook(p.user_prompt(p.new_session_id(), "lost, but never blocking"),
-                           preexec_fn=_without_root_privileges())
+        done = client.hook(
+            p.user_prompt(p.new_session_id(), "lost, but never blocking"), preexec_fn=_without_root_privileges()
+        )
     finally:
         client.spool.parent.chmod(0o755)
     assert (done.returncode, done.stdout) == (0, b"")
@@ -296,8 +334,9 @@ def test_a_full_disk_never_fails_the_hook(tmp_path: Path, make_client: MakeClien
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes beyond the limit fail with EFBIG
 
-    big = p.post_tool(sid, "Read", {"file_path": "/big"}, {"type": "text", "file": {"content": p.LARGE_FILE}},
-                      p.tool_use_id())
+    big = p.post_tool(
+        sid, "Read", {"file_path": "/big"}, {"type": "text", "file": {"content": p.LARGE_FILE}}, p.tool_use_id()
+    )
     done = client.hook(big, preexec_fn=full_disk)
     assert (done.returncode, done.stdout) == (0, b"")
     assert b"hook failed" in done.stderr
