@@ -19,6 +19,7 @@ from entrypoints.http.openapi import SECURITY, docs_assets, openapi_config
 from entrypoints.http.providers import DEPENDENCIES
 from entrypoints.http.routes import events, sessions, stats
 from entrypoints.http.routes.health import health
+from entrypoints.http.security_headers import add_security_headers
 from entrypoints.http.stream import notifications_socket, notifications_socket_handshake, stream
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -71,6 +72,7 @@ def create_app(service: Service | None = None) -> Litestar:
         on_startup=[start],
         on_shutdown=[stop],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_security_headers],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(version("session-events")),
     )

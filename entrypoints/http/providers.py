@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.dto import AbstractDTO
 from litestar.dto.data_structures import DTOFieldDefinition
 from litestar.params import SkipValidation
@@ -70,6 +70,11 @@ def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
 
 Tokens = SkipValidation[TokenStore]
 Wired = SkipValidation[Service]
+Caller = NamedDependency[Scope]
+"""The scope of the request's bearer token (`provide_scope`)."""
+Sessions = NamedDependency[SessionService]
+KeepAliveSeconds = NamedDependency[float]
+"""Seconds between keep-alive comments on a live stream."""
 """The composition root's `Service`, as the health check sees it (not validated: it is no body)."""
 Notifications = SkipValidation[Notifier]
 """Ports as handler parameters. Litestar checks each injected value against its annotation with

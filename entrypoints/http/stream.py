@@ -29,7 +29,7 @@ from application.notifications import (
 from application.scope import Scope
 from entrypoints.http.errors import Problem
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import Notifications, Tokens
+from entrypoints.http.providers import Caller, KeepAliveSeconds, Notifications, Tokens
 from entrypoints.http.schemas import answer
 
 KEEPALIVE_SECONDS = 10.0
@@ -132,9 +132,9 @@ _SSE_EXAMPLE = (
     operation_class=ContractOperation,
 )
 async def stream(
-    caller: Scope,
+    caller: Caller,
     notifier: Notifications,
-    keepalive: float,
+    keepalive: KeepAliveSeconds,
     last_event_id_header: Annotated[
         str | None,
         HeaderParameter(name="last-event-id", description="The `id` of the last event received, to resume."),
@@ -161,7 +161,7 @@ async def stream(
 
 @websocket("/ws")
 async def notifications_socket(
-    socket: WebSocket[Any, Any, Any], tokens: Tokens, notifier: Notifications, keepalive: float
+    socket: WebSocket[Any, Any, Any], tokens: Tokens, notifier: Notifications, keepalive: KeepAliveSeconds
 ) -> None:
     """Browsers cannot set headers on a WebSocket: the token comes as `?token=`. Messages are
     JSON objects `{"event", "id", "data"}`."""

@@ -10,11 +10,9 @@ from litestar.params import Parameter
 
 from application.errors import EventRejected
 from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery, Order
-from application.scope import Scope
-from application.services import SessionService
 from entrypoints.http import bodies
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import ExactBody
+from entrypoints.http.providers import Caller, ExactBody, Sessions
 from entrypoints.http.schemas import (
     EVENT_TYPES,
     SESSION_STATUSES,
@@ -51,7 +49,7 @@ _SIDE_EFFECTS = (
     sync_to_thread=True,
 )
 def record_event(
-    session_id: int, caller: Scope, sessions: SessionService, data: bytes = b""
+    session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
 ) -> Response[SessionEnvelope]:
     handled = sessions.handle_event(
         caller, session_id, _decoded_body(bodies.json_object, data, caller, session_id, sessions)
@@ -73,7 +71,7 @@ def record_event(
     sync_to_thread=True,
 )
 def record_events(
-    session_id: int, caller: Scope, sessions: SessionService, data: bytes = b""
+    session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
 ) -> Response[BatchRecorded]:
     batch = _decoded_body(bodies.event_batch, data, caller, session_id, sessions)
     handled = sessions.handle_events(caller, session_id, batch)
@@ -92,8 +90,8 @@ def record_events(
 )
 def get_events(
     session_id: int,
-    caller: Scope,
-    sessions: SessionService,
+    caller: Caller,
+    sessions: Sessions,
     event_type: str | None = Parameter(
         default=None,
         description="Only events of this type; camelCase (`toolCalled`) is accepted too.",
@@ -119,7 +117,7 @@ def get_events(
 
 
 def _decoded_body(
-    decode: Callable[[bytes], T], raw_body: bytes, caller: Scope, session_id: int, sessions: SessionService
+    decode: Callable[[bytes], T], raw_body: bytes, caller: Caller, session_id: int, sessions: Sessions
 ) -> T:
     """A missing (or foreign) session is a 404 whatever the body: check it before reporting a body error."""
     try:

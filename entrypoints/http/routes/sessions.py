@@ -8,12 +8,10 @@ from litestar import Response, get, post
 from litestar.params import Parameter
 
 from application.queries import DEFAULT_SESSION_PAGE, MAX_OFFSET, MAX_PAGE, Page
-from application.scope import Scope
-from application.services import SessionService
 from application.validation import parse_session_fields
 from entrypoints.http import bodies
 from entrypoints.http.openapi import ContractOperation, OptionalBodyOperation, errors_documented
-from entrypoints.http.providers import ExactBody
+from entrypoints.http.providers import Caller, ExactBody, Sessions
 from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelope, answer, session_out
 
 
@@ -29,7 +27,7 @@ from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelo
     operation_class=OptionalBodyOperation,
     sync_to_thread=True,
 )
-def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -> Response[SessionEnvelope]:
+def create_session(caller: Caller, sessions: Sessions, data: bytes = b"") -> Response[SessionEnvelope]:
     fields = bodies.json_object(data)
     session = sessions.create_session(caller, parse_session_fields(fields))
     return answer(SessionEnvelope(session_out(session)), status_code=201)
@@ -44,8 +42,8 @@ def create_session(caller: Scope, sessions: SessionService, data: bytes = b"") -
     sync_to_thread=True,
 )
 def list_sessions(
-    caller: Scope,
-    sessions: SessionService,
+    caller: Caller,
+    sessions: Sessions,
     limit: int | None = Parameter(
         default=None, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE} (default {DEFAULT_SESSION_PAGE})"
     ),
@@ -77,8 +75,8 @@ def list_sessions(
 )
 def get_session(
     session_id: int,
-    caller: Scope,
-    sessions: SessionService,
+    caller: Caller,
+    sessions: Sessions,
     sequence: int | None = Parameter(
         default=None,
         description="0 to the session's `event_count` (default: the session as it is now)",

@@ -7,9 +7,8 @@ from typing import Any
 
 from litestar import Response, get
 
-from application.scope import Scope
-from application.services import SessionService
 from entrypoints.http.openapi import ContractOperation, errors_documented
+from entrypoints.http.providers import Caller, Sessions
 from entrypoints.http.schemas import StatsEnvelope, answer, stats_out
 
 
@@ -25,7 +24,7 @@ from entrypoints.http.schemas import StatsEnvelope, answer, stats_out
     operation_class=ContractOperation,
     sync_to_thread=True,
 )
-def get_stats(session_id: int, caller: Scope, sessions: SessionService) -> Response[StatsEnvelope]:
+def get_stats(session_id: int, caller: Caller, sessions: Sessions) -> Response[StatsEnvelope]:
     return answer(StatsEnvelope(stats_out(sessions.get_stats(caller, session_id))))
 
 
