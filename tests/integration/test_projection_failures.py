@@ -301,6 +301,27 @@ def test_once_fixed_a_rebuild_clears_the_failure(
     assert stepped.service.projectors["session_stats"].process_batch() == 0  # live, and nothing left to do
 
 
+def test_a_rebuild_that_meets_the_poison_fails_clearly_and_leaves_the_live_model(
+    stepped: Stepped,
+    scope: Scope,
+    failed: Story,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    service = stepped.service
+    before = stats_rows(service, failed.poisoned), stats_rows(service, failed.clean)
+    monkeypatch.setenv("DATABASE_URL", stepped.url)
+    assert cli.main(["projections", "rebuild", "session_stats", "--quiet"]) == 1
+    assert f"failed at log position {failed.poison_position}: {ERROR}" in capsys.readouterr().err
+    status = service.projectors["session_stats"].status()
+    assert (status.state, status.failed_position, status.position) == (
+        FAILED,
+        failed.poison_position,
+        failed.last_before_poison,
+    )
+    assert (stats_rows(service, failed.poisoned), stats_rows(service, failed.clean)) == before
+
+
 def test_a_failed_read_model_answers_503_naming_it_while_events_answer_200(
     stepped: Stepped, scope: Scope, failed: Story
 ) -> None:
