@@ -219,11 +219,13 @@ def test_event_reads_keep_answering_and_stats_reads_fail_at_once(
 def test_a_stats_read_that_began_before_the_poison_was_recorded_still_answers(
     stepped: Stepped, scope: Scope, poison: Poison, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its head is before the failure: the projection reaches it, then fails further on."""
+    """Its head is before the failure: the projection reaches it, then fails further on. The
+    read only looks again once the failure is recorded, so it sees both (a position past its
+    head, and the failure)."""
     service = stepped.service
     projector = service.projectors["session_stats"]
     clean = record_clean_session(service, scope)
-    head_taken = threading.Event()
+    head_taken, failure_recorded = threading.Event(), threading.Event()
     head = projector.head
 
     def head_then_tell() -> int:
@@ -231,7 +233,11 @@ def test_a_stats_read_that_began_before_the_poison_was_recorded_still_answers(
         head_taken.set()
         return position
 
+    def wait_for_the_failure(timeout: float) -> None:
+        failure_recorded.wait(10)
+
     monkeypatch.setattr(projector, "head", head_then_tell)
+    monkeypatch.setattr(projector.progress, "wait", wait_for_the_failure)
     answers: list[SessionStats | BaseException] = []
 
     def read() -> None:
@@ -246,6 +252,7 @@ def test_a_stats_read_that_began_before_the_poison_was_recorded_still_answers(
     poisoned = record_poisoned_session(service, scope)
     with pytest.raises(ProjectionFailed):
         projector.catch_up()
+    failure_recorded.set()
     reader.join(10)
     assert len(answers) == 1 and isinstance(answers[0], SessionStats), answers
     assert (answers[0].event_count, tools(answers[0])) == (2, {"Read": (1, 1, 0, 1.0)})
