@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -285,7 +286,14 @@ def test_once_fixed_a_process_start_retries_and_counts_every_event_once(
     poison.cure()
     restarted = bootstrap(settings_for(stepped.url))  # its projection worker retries the failure
     try:
-        assert_counted_exactly_once(restarted, scope, failed)  # (reads wait for the worker)
+        # Until the worker (a thread of its own) has retried, reads still answer ReadModelFailed:
+        # wait for it to reach the head of the log.
+        projector = restarted.projectors["session_stats"]
+        head, deadline = projector.head(), time.monotonic() + 30
+        while projector.progress.position < head:
+            assert time.monotonic() < deadline, "the restarted worker never caught up"
+            projector.progress.wait(0.1)
+        assert_counted_exactly_once(restarted, scope, failed)
     finally:
         restarted.close()
     status = stepped.service.projectors["session_stats"].status()
