@@ -67,6 +67,7 @@ def _list_projections(args: argparse.Namespace) -> int:
 
 
 def _rebuild_projections(args: argparse.Namespace) -> int:
+    from adapters.readmodel.projection import ProjectionFailed
     from adapters.readmodel.rebuild import RebuildInProgress
     from entrypoints.bootstrap import bootstrap
 
@@ -85,6 +86,13 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
                     rebuilt = service.rebuild(name, on_progress=progress.advance, batch_size=args.batch_size)
                 except RebuildInProgress as error:
                     print(f"session-events: {error}", file=sys.stderr)
+                    return 1
+                except ProjectionFailed as error:  # the read model still raises on an event
+                    print(
+                        f"session-events: rebuilding {name} failed at log position {error.position}: {error.error};"
+                        f" the live {name} is unchanged (fix the read model, then rebuild again)",
+                        file=sys.stderr,
+                    )
                     return 1
             print(f"rebuilt {name}: up to log position {rebuilt.position} in {time.monotonic() - started:.1f} s")
     finally:
