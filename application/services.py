@@ -14,7 +14,7 @@ from application.notifications import Announcement
 from application.ports import EventViews, SessionStore, StatsViews
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
-from application.validation import RawFields, SessionFields, parse_event, parse_events
+from application.validation import INVALID, RawFields, SessionFields, parse_event, parse_events
 from domain.session import NewEvent, Session
 
 logger = logging.getLogger("session_events.sessions")
@@ -79,6 +79,8 @@ class SessionService:
     def list_sessions(self, scope: Scope, page: Page, conversation_id: str | None = None) -> list[Session]:
         """The scope's sessions, most recent first; with `conversation_id`, those whose
         `external_conversation_id` it is (how a client finds the session it recorded before)."""
+        if conversation_id is not None and "\x00" in conversation_id:  # no stored id can hold one
+            raise InvalidQuery({"conversation_id": [INVALID]})
         return [self._store.get(number) for number in self._store.numbers_in_scope(scope, page, conversation_id)]
 
     def handle_event(self, scope: Scope, session_id: int, fields: RawFields) -> EventsHandled:

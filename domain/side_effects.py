@@ -106,7 +106,8 @@ def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
         return Effect(note=Note(logging.WARNING, "conversation_started without conversation_id"))
     if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
         conversation_id = str(conversation_id)
-    if not isinstance(conversation_id, str) or not conversation_id:
+    # A NUL character cannot be stored in a text column (PostgreSQL refuses it): not an id.
+    if not isinstance(conversation_id, str) or not conversation_id or "\x00" in conversation_id:
         return Effect(
             note=Note(logging.WARNING, f"conversation_started ignored: invalid conversation_id {conversation_id!r}")
         )

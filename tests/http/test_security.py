@@ -97,3 +97,27 @@ def test_cors_is_off(client: httpx.Client, server: ServerProcess) -> None:
     answered = client.get("/api/sessions", headers=origin)
     for answer in (preflight, answered):
         assert not [name for name in answer.headers if name.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize("hostile", ["' OR '1'='1", "x'; DROP TABLE session_events; --", "%s", "?", "\\", "\u0000"])
+def test_input_never_becomes_sql(client: httpx.Client, hostile: str) -> None:
+    """Every value reaches the database as a bound parameter: SQL in a parameter is just text."""
+    mine = client.post("/api/sessions", json={}).json()["data"]["id"]
+    assert client.post(f"/api/sessions/{mine}/events", json=wire_event(data={"q": hostile})).status_code == 200
+    by_conversation = client.get("/api/sessions", params={"conversation_id": hostile})
+    if "\x00" in hostile:  # no stored id can hold a NUL: the parameter is invalid
+        assert (by_conversation.status_code, by_conversation.json()) == (
+            422,
+            {"errors": {"conversation_id": ["is invalid"]}},
+        )
+    else:
+        assert by_conversation.json()["data"] == []
+    started = wire_event(event_type="conversation_started", data={"conversation_id": hostile})
+    linked = client.post(f"/api/sessions/{mine}/events", json=started)
+    assert linked.status_code == 200  # stored; a NUL id is not linked
+    expected = None if "\x00" in hostile else hostile
+    assert linked.json()["data"]["external_conversation_id"] == expected
+    assert client.get(f"/api/sessions/{mine}/events", params={"event_type": hostile}).status_code == 422
+    assert client.get(f"/api/sessions/{mine}/events", params={"order": hostile}).status_code == 422
+    events = client.get(f"/api/sessions/{mine}/events", params={"event_type": "tool_called"}).json()["data"]
+    assert [e["data"] for e in events] == [{"q": hostile}]

@@ -353,3 +353,9 @@ def test_a_foreign_or_missing_session_is_not_found_whatever_the_sequence(
         with pytest.raises(SessionNotFound):
             service.get_session_as_of(scope, session_id, sequence)
     assert store.loads_as_of == []  # the past of a foreign session is never even read
+
+
+def test_a_conversation_id_with_a_nul_is_an_invalid_query(service: SessionService) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        service.list_sessions(OWNER, Page(), conversation_id="a\x00b")
+    assert refused.value.errors == {"conversation_id": ["is invalid"]}

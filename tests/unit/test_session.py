@@ -195,3 +195,15 @@ def test_an_event_type_has_at_most_one_side_effect() -> None:
     with pytest.raises(ValueError, match=r"^session_status_changed already has a side effect: <function change_status"):
         side_effect(EventType.SESSION_STATUS_CHANGED)(lambda facts, data: NO_EFFECT)
     assert side_effects._MUTATORS[EventType.SESSION_STATUS_CHANGED] is side_effects.change_status
+
+
+def test_a_conversation_id_holding_a_nul_is_invalid_and_links_nothing() -> None:
+    """No text column can store it (PostgreSQL refuses NUL): it is no id, so the event is kept and
+    the session stays unlinked."""
+    class Facts:
+        status = "active"
+        external_conversation_id = None
+
+    effect = link_conversation(Facts(), {"conversation_id": "a\x00b"})
+    assert effect.changes == {}
+    assert effect.note is not None and "invalid conversation_id" in effect.note.message
