@@ -12,7 +12,7 @@ from application.errors import EventRejected
 from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery, Order
 from application.scope import Scope
 from application.services import SessionService
-from entrypoints.http import bodies
+from entrypoints.http import bodies, metrics
 from entrypoints.http.openapi import ContractOperation, errors_documented
 from entrypoints.http.providers import ExactBody
 from entrypoints.http.schemas import (
@@ -56,6 +56,7 @@ def record_event(
     handled = sessions.handle_event(
         caller, session_id, _decoded_body(bodies.json_object, data, caller, session_id, sessions)
     )
+    metrics.recorded("single", submitted=1, new=handled.new_event_count)
     return answer(SessionEnvelope(session_out(handled.session)))
 
 
@@ -77,6 +78,7 @@ def record_events(
 ) -> Response[BatchRecorded]:
     batch = _decoded_body(bodies.event_batch, data, caller, session_id, sessions)
     handled = sessions.handle_events(caller, session_id, batch)
+    metrics.recorded("batch", submitted=len(batch), new=handled.new_event_count)
     return answer(BatchRecorded(session_out(handled.session), handled.new_event_count))
 
 
