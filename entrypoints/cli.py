@@ -12,6 +12,7 @@ import logging
 import logging.config
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -39,6 +40,15 @@ def _fresh_metrics_dir() -> str:
     An inherited `PROMETHEUS_MULTIPROC_DIR` is replaced: a stale one would mix in old runs."""
     path = tempfile.mkdtemp(prefix="session-events-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+    def remove_then_terminate(signum: int, frame: Any) -> None:
+        # One worker: uvicorn re-raises the SIGTERM it caught once it has shut down, which would
+        # end the process before `_serve`'s cleanup; the exit status stays that of the signal.
+        shutil.rmtree(path, ignore_errors=True)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, remove_then_terminate)
     return path
 
 

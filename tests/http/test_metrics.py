@@ -207,8 +207,10 @@ def test_two_workers_on_postgres_are_summed_exactly(postgres_url: str, tmp_path:
     assert not directory.exists()  # removed at exit
 
 
-def test_one_worker_on_sqlite(tmp_path: Path) -> None:
+def test_one_worker_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where `serve` makes its metrics directory
     server = ServerProcess(f"sqlite:///{tmp_path / 'store.db'}", tmp_path, workers=1)
+    assert len(list(tmp_path.glob("session-events-metrics-*"))) == 1
     try:
         traffic = Traffic(server, Scope(41, 42))
         traffic.round()
@@ -218,6 +220,7 @@ def test_one_worker_on_sqlite(tmp_path: Path) -> None:
         check_streams_gauge(server, server.token(Scope(41, 42)))
     finally:
         server.stop()
+    assert not list(tmp_path.glob("session-events-metrics-*"))  # removed at exit
 
 
 def test_metrics_need_no_token_and_are_documented(tmp_path: Path) -> None:
