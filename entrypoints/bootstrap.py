@@ -96,6 +96,10 @@ class Service:
             statuses.append(status)
         return statuses
 
+    def pool_usage(self) -> dict[str, int] | None:
+        """This process's connection pool (PostgreSQL), for the metrics; None on SQLite."""
+        return self.database.pool_usage()
+
     def check_ready(self) -> None:
         """Returns once the store answers; raises `StoreUnavailable` if it cannot be reached."""
         self.projection.head()

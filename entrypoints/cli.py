@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.config
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -22,23 +26,63 @@ from entrypoints.settings import ENVIRONMENT
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Before anything imports the metrics client, which reads it once (ADR 0012).
+    metrics_dir = _fresh_metrics_dir()
+    try:
+        return _run_server(args)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _fresh_metrics_dir() -> str:
+    """Where every worker process keeps its Prometheus counters, so that `/metrics` sums them:
+    new for each run (counters start at zero), created before the workers start, removed at exit.
+    An inherited `PROMETHEUS_MULTIPROC_DIR` is replaced: a stale one would mix in old runs."""
+    path = tempfile.mkdtemp(prefix="session-events-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+    def remove_then_terminate(signum: int, frame: Any) -> None:
+        # One worker: uvicorn re-raises the SIGTERM it caught once it has shut down, which would
+        # end the process before `_serve`'s cleanup; the exit status stays that of the signal.
+        shutil.rmtree(path, ignore_errors=True)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, remove_then_terminate)
+    return path
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from entrypoints.bootstrap import bootstrap
     from entrypoints.settings import Settings
 
+    json_logs = args.log_format == "json"
+    if json_logs:
+        from entrypoints.log_format import json_log_config
+
+        log_config: dict[str, Any] = json_log_config(args.log_level)
+        logging.config.dictConfig(log_config)
     settings = Settings.from_environment()
     # Migrate the schema once, before any worker starts: the workers then find it current.
     bootstrap(settings, run_projection=False).close()
-    print(f"session-events: serving {settings.database.describe()} on http://{args.host}:{args.port}", flush=True)
+    serving = f"session-events: serving {settings.database.describe()} on http://{args.host}:{args.port}"
+    if json_logs:
+        logging.getLogger("session_events.serve").info(serving)
+        logging_options: dict[str, Any] = {"log_config": log_config, "access_log": False}
+    else:
+        print(serving, flush=True)
+        logging_options = {}
     uvicorn.run(
-        "entrypoints.http.app:create_app",
+        "entrypoints.http.app:create_app_with_json_logs" if json_logs else "entrypoints.http.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
+        **logging_options,
     )
     return 0
 
@@ -257,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line (time, level, logger, message, request_id, route, status, duration_ms)",
+    )
     serve.set_defaults(run=_serve)
 
     tokens = commands.add_parser("tokens", help="manage API tokens")

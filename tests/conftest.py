@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -106,7 +106,13 @@ class ServerProcess:
     """`session-events serve` in a subprocess: HTTP tests talk to a real server."""
 
     def __init__(
-        self, database_url: str, workdir: Path, workers: int = 1, log_level: str = "warning", port: int | None = None
+        self,
+        database_url: str,
+        workdir: Path,
+        workers: int = 1,
+        log_level: str = "warning",
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -126,6 +132,7 @@ class ServerProcess:
                 str(workers),
                 "--log-level",
                 log_level,
+                *extra_args,
             ],
             cwd=workdir,
             env=self.env,

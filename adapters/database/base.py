@@ -78,6 +78,11 @@ class Database(ABC):
     @abstractmethod
     def read_uuid(self, value: Any) -> UUID: ...
 
+    def pool_usage(self) -> dict[str, int] | None:
+        """Connections `in_use` and `idle` in this process's pool and requests `waiting` for one;
+        None for a store without a pool."""
+        return None
+
     def now(self) -> Any:
         return self.time(datetime.now(UTC))
 

@@ -32,6 +32,15 @@ class Postgres(Database):
         self.log_channel = log_channel
         """The channel the event store NOTIFYs on every append."""
 
+    def pool_usage(self) -> dict[str, int] | None:
+        stats = self.datastore.pool.get_stats()
+        idle = stats.get("pool_available", 0)
+        return {
+            "in_use": stats.get("pool_size", 0) - idle,
+            "idle": idle,
+            "waiting": stats.get("requests_waiting", 0),
+        }
+
     @contextmanager
     def _transaction(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cursor:

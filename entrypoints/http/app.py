@@ -4,6 +4,7 @@ and the service's lifecycle. Nothing here handles a request."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +12,13 @@ from importlib.metadata import version
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.types import Empty
 
 from entrypoints.bootstrap import Service, bootstrap
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.log_redaction import redact_tokens_in_server_logs
+from entrypoints.http.metrics import metrics
+from entrypoints.http.observed_requests import ObservedRequests
 from entrypoints.http.openapi import SECURITY, docs_assets, openapi_config
 from entrypoints.http.providers import DEPENDENCIES
 from entrypoints.http.routes import events, sessions, stats
@@ -41,9 +45,18 @@ def _close_streams_on_signal(service: Service) -> None:
         signal.signal(signum, close_then_chain)
 
 
-def create_app(service: Service | None = None) -> Litestar:
+def create_app_with_json_logs() -> Litestar:
+    """The factory `serve --log-format json` runs: the process's logging is already configured
+    (JSON lines, by uvicorn's `log_config`), so Litestar must not replace it, and each request
+    gets an access-log line with its route, status, duration and request id."""
+    logging.captureWarnings(True)  # a library's warning is a log line too, not raw text
+    return create_app(json_logs=True)
+
+
+def create_app(service: Service | None = None, *, json_logs: bool = False) -> Litestar:
     """`service` lets tests inject a wired service; by default it is built from the environment
-    when the app starts, and closed when it stops."""
+    when the app starts, and closed when it stops. Without `json_logs` logging is as it always
+    was: Litestar's own configuration, and uvicorn's access log."""
 
     def start(app: Litestar) -> None:
         app.state.service = service if service is not None else bootstrap()
@@ -65,9 +78,9 @@ def create_app(service: Service | None = None) -> Litestar:
         security=SECURITY,
         request_max_body_size=MAX_BODY_BYTES,
     )
-    return Litestar(
+    app = Litestar(
         # The WebSocket's documented handshake sits outside `/api`: its token is no bearer header.
-        route_handlers=[api, notifications_socket_handshake, health, docs_assets()],
+        route_handlers=[api, notifications_socket_handshake, health, metrics, docs_assets()],
         dependencies=DEPENDENCIES,
         on_startup=[start],
         on_shutdown=[stop],
@@ -75,4 +88,12 @@ def create_app(service: Service | None = None) -> Litestar:
         before_send=[add_security_headers],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(version("session-events")),
+        logging_config=None if json_logs else Empty,
     )
+
+    def pool_usage() -> dict[str, int] | None:
+        running: Service | None = getattr(app.state, "service", None)
+        return running.pool_usage() if running is not None else None
+
+    app.asgi_handler = ObservedRequests(app.asgi_handler, pool_usage=pool_usage, log_access=json_logs)
+    return app

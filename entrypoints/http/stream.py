@@ -28,6 +28,7 @@ from application.notifications import (
 )
 from application.scope import Scope
 from entrypoints.http.errors import Problem
+from entrypoints.http.metrics import open_stream
 from entrypoints.http.openapi import ContractOperation, errors_documented
 from entrypoints.http.providers import Caller, KeepAliveSeconds, Notifications, Tokens
 from entrypoints.http.schemas import answer
@@ -146,15 +147,17 @@ async def stream(
     last_seen = Cursor.parse(last_event_id_header or last_event_id)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for item in notifications(notifier, caller, last_seen, keepalive):
-            if isinstance(item, Notification):
-                yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
-            elif isinstance(item, Resync):
-                yield ServerSentEventMessage(event=RESYNC, id=item.event_id, data=json.dumps(RESYNC_REASON))
-            elif isinstance(item, Connected):
-                yield ServerSentEventMessage(comment="connected", data=None, retry=2000)
-            else:
-                yield ServerSentEventMessage(comment="keep-alive", data=None)
+        with open_stream("sse"):
+            async for item in notifications(notifier, caller, last_seen, keepalive):
+                if isinstance(item, Notification):
+                    data = json.dumps(dict(item.payload))
+                    yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=data)
+                elif isinstance(item, Resync):
+                    yield ServerSentEventMessage(event=RESYNC, id=item.event_id, data=json.dumps(RESYNC_REASON))
+                elif isinstance(item, Connected):
+                    yield ServerSentEventMessage(comment="connected", data=None, retry=2000)
+                else:
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
 
     return ServerSentEvent(messages(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -172,6 +175,13 @@ async def notifications_socket(
         await socket.close(code=4401, reason="missing or unknown token")
         return
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
+    with open_stream("websocket"):
+        await _send_notifications(socket, notifier, caller, last_seen, keepalive)
+
+
+async def _send_notifications(
+    socket: WebSocket[Any, Any, Any], notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float
+) -> None:
     try:
         async for item in notifications(notifier, caller, last_seen, keepalive):
             if isinstance(item, Notification):

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from application.errors import EventRejected
 from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery, Order
-from entrypoints.http import bodies
+from entrypoints.http import bodies, metrics
 from entrypoints.http.openapi import ContractOperation, errors_documented
 from entrypoints.http.providers import Caller, ExactBody, Sessions
 from entrypoints.http.schemas import (
@@ -54,6 +54,7 @@ def record_event(
     handled = sessions.handle_event(
         caller, session_id, _decoded_body(bodies.json_object, data, caller, session_id, sessions)
     )
+    metrics.recorded("single", submitted=1, new=handled.new_event_count)
     return answer(SessionEnvelope(session_out(handled.session)))
 
 
@@ -75,6 +76,7 @@ def record_events(
 ) -> Response[BatchRecorded]:
     batch = _decoded_body(bodies.event_batch, data, caller, session_id, sessions)
     handled = sessions.handle_events(caller, session_id, batch)
+    metrics.recorded("batch", submitted=len(batch), new=handled.new_event_count)
     return answer(BatchRecorded(session_out(handled.session), handled.new_event_count))
 
 
