@@ -85,8 +85,12 @@ def effect_of(session: SessionFacts, event_type: str, data_json: str) -> Effect:
         return NO_EFFECT
     try:
         effect = mutator(session, json.loads(data_json))
-        _check_recordable(effect.changes)
     except Exception as error:
+        # The error's type only: its message may quote the event's data, which never reaches the logs.
+        return Effect(note=Note(logging.ERROR, f"{event_type} side effect failed: {type(error).__name__}"))
+    try:
+        _check_recordable(effect.changes)
+    except (TypeError, ValueError) as error:  # the mutator's own mistake, named without event data
         return Effect(note=Note(logging.ERROR, f"{event_type} side effect failed: {error!r}"))
     return effect
 
@@ -108,19 +112,14 @@ def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
         conversation_id = str(conversation_id)
     # A NUL character cannot be stored in a text column (PostgreSQL refuses it): not an id.
     if not isinstance(conversation_id, str) or not conversation_id or "\x00" in conversation_id:
-        return Effect(
-            note=Note(logging.WARNING, f"conversation_started ignored: invalid conversation_id {conversation_id!r}")
-        )
+        kind = type(conversation_id).__name__
+        return Effect(note=Note(logging.WARNING, f"conversation_started ignored: invalid conversation_id (a {kind})"))
     if session.external_conversation_id is None:
         return Effect(changes={"external_conversation_id": conversation_id})
     if session.external_conversation_id == conversation_id:
         return NO_EFFECT
     return Effect(
-        note=Note(
-            logging.WARNING,
-            f"conversation_started for {conversation_id!r} ignored: session already belongs "
-            f"to conversation {session.external_conversation_id!r}",
-        )
+        note=Note(logging.WARNING, "conversation_started ignored: the session already belongs to another conversation")
     )
 
 
@@ -132,7 +131,8 @@ def change_status(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
     new_status = data.get("new_status")
     status = _STATUSES.get(new_status) if isinstance(new_status, str) else None
     if status is None:
-        return Effect(note=Note(logging.WARNING, f"session_status_changed ignored: invalid new_status {new_status!r}"))
+        accepted = ", ".join(_STATUSES)
+        return Effect(note=Note(logging.WARNING, f"session_status_changed ignored: new_status is not one of {accepted}"))
     if status == session.status:
         return NO_EFFECT
     return Effect(changes={"status": status.value})
@@ -140,5 +140,5 @@ def change_status(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
 
 @side_effect(EventType.ERROR_OCCURRED)
 def report_error(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
-    message = data.get("message") or data.get("error") or "no message"
-    return Effect(note=Note(logging.ERROR, f"client reported an error: {message}"))
+    """The error's message is event data: it is stored (and counted in the stats), never logged."""
+    return Effect(note=Note(logging.ERROR, "client reported an error (error_occurred)"))

@@ -299,7 +299,7 @@ def test_notes_are_logged_once_after_the_save_whatever_the_retries(
     with caplog.at_level(logging.DEBUG, logger="session_events.sessions"):
         service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
-        ("session_events.sessions", logging.ERROR, f"session {number}: client reported an error: boom")
+        ("session_events.sessions", logging.ERROR, f"session {number}: client reported an error (error_occurred)")
     ]
 
 
