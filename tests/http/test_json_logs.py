@@ -33,6 +33,13 @@ def test_json_lines_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
             assert created.headers["x-request-id"] == "client-id.42"
             sid = created.json()["data"]["id"]
             recorded = client.post(f"/api/sessions/{sid}/events", json=wire_event(data={"secret": marker}))
+            # Events whose side effects log a note carry the marker too: notes never quote data.
+            for noted in (
+                wire_event(event_type="error_occurred", data={"message": marker}),
+                wire_event(event_type="session_status_changed", data={"new_status": marker}),
+                wire_event(event_type="conversation_started", data={"conversation_id": [marker]}),
+            ):
+                assert client.post(f"/api/sessions/{sid}/events", json=noted).status_code == 200
             assert recorded.status_code == 200
             generated = recorded.headers["x-request-id"]
             refused = client.get(f"/api/sessions/{sid}?q={marker}", headers={"X-Request-ID": "not sane {}"})
