@@ -132,7 +132,8 @@ def change_status(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
     status = _STATUSES.get(new_status) if isinstance(new_status, str) else None
     if status is None:
         accepted = ", ".join(_STATUSES)
-        return Effect(note=Note(logging.WARNING, f"session_status_changed ignored: new_status is not one of {accepted}"))
+        message = f"session_status_changed ignored: new_status is not one of {accepted}"
+        return Effect(note=Note(logging.WARNING, message))
     if status == session.status:
         return NO_EFFECT
     return Effect(changes={"status": status.value})

@@ -35,14 +35,14 @@ class Database(ABC):
     name: str
     """`postgres` or `sqlite`."""
 
-    # --- connections -----------------------------------------------------------------------
-    @abstractmethod
-    def _transaction(self, *, commit: bool) -> AbstractContextManager[Any]: ...
+    datastore: Any
+    """The event store library's datastore (its pool): our tables share its connections."""
 
+    # --- connections -----------------------------------------------------------------------
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Any]:
         """A cursor in a transaction (rows as dicts), committed on success if `commit`."""
-        with store_errors(), self._transaction(commit=commit) as cursor:
+        with store_errors(), self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 
     def fetch_all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -42,11 +42,6 @@ class Postgres(Database):
         }
 
     @contextmanager
-    def _transaction(self, *, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield cursor
-
-    @contextmanager
     def named_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
         key = _lock_key(name)
         with store_errors(), self.datastore.get_connection() as connection:

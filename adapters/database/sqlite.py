@@ -33,11 +33,6 @@ class SQLite(Database):
         self._events_table = events_table
 
     @contextmanager
-    def _transaction(self, *, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield cursor
-
-    @contextmanager
     def named_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
         """An exclusive lock on a file beside the database (none is needed in memory)."""
         path = self.datastore.pool.db_name
