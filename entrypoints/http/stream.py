@@ -19,17 +19,20 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from application.errors import RateLimited
 from application.notifications import (
     Cursor,
     Notification,
     Notifier,
     SubscriptionClosed,
     SubscriptionLagged,
+    SubscriptionRevoked,
 )
 from application.scope import Scope
+from application.tokens import Credential, TokenRejected
 from entrypoints.http.errors import Problem
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import Notifications, Tokens
+from entrypoints.http.providers import Limiter, Notifications, Tokens, admit
 from entrypoints.http.schemas import answer
 
 KEEPALIVE_SECONDS = 10.0
@@ -47,6 +50,10 @@ class KeepAlive:
     pass
 
 
+class Revoked:
+    """The stream's token was revoked, or has expired: the stream ends."""
+
+
 class Resync:
     """The caller missed notifications that cannot be re-sent: it should re-query. `cursor` is
     where the feed stands, so a later resume does not ask for the same resync again."""
@@ -59,15 +66,22 @@ class Resync:
         return f"{self.cursor.position}.{self.cursor.rank}"
 
 
-StreamItem = Connected | Notification | Resync | KeepAlive
+StreamItem = Connected | Notification | Resync | KeepAlive | Revoked
 
 
 async def notifications(
-    notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float = KEEPALIVE_SECONDS
+    notifier: Notifier,
+    caller: Scope,
+    last_seen: Cursor | None,
+    keepalive: float = KEEPALIVE_SECONDS,
+    credential: Credential | None = None,
 ) -> AsyncIterator[StreamItem]:
     """The caller's notifications: first what it missed since `last_seen`, then live ones; ends
-    when the service shuts down."""
-    subscription = notifier.subscribe(caller)  # before the replay, so nothing falls in between
+    when the service shuts down, or (after `Revoked`) when the `credential`'s token is revoked
+    or expires."""
+    token_id, expires_at = (credential.token_id, credential.expires_at) if credential else (None, None)
+    # Subscribed before the replay, so nothing falls in between.
+    subscription = notifier.subscribe(caller, token_id=token_id, expires_at=expires_at)
     try:
         yield Connected()
         sent = last_seen
@@ -87,6 +101,9 @@ async def notifications(
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
                 continue
+            except SubscriptionRevoked:
+                yield Revoked()
+                return
             except SubscriptionClosed:
                 return
             if notification is None:
@@ -132,7 +149,7 @@ _SSE_EXAMPLE = (
     operation_class=ContractOperation,
 )
 async def stream(
-    caller: Scope,
+    credential: Credential,
     notifier: Notifications,
     keepalive: float,
     last_event_id_header: Annotated[
@@ -146,7 +163,9 @@ async def stream(
     last_seen = Cursor.parse(last_event_id_header or last_event_id)
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for item in notifications(notifier, caller, last_seen, keepalive):
+        async for item in notifications(notifier, credential.scope, last_seen, keepalive, credential):
+            if isinstance(item, Revoked):
+                return  # a client that reconnects is told why: 401
             if isinstance(item, Notification):
                 yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=json.dumps(dict(item.payload)))
             elif isinstance(item, Resync):
@@ -161,19 +180,29 @@ async def stream(
 
 @websocket("/ws")
 async def notifications_socket(
-    socket: WebSocket[Any, Any, Any], tokens: Tokens, notifier: Notifications, keepalive: float
+    socket: WebSocket[Any, Any, Any], tokens: Tokens, limiter: Limiter, notifier: Notifications, keepalive: float
 ) -> None:
     """Browsers cannot set headers on a WebSocket: the token comes as `?token=`. Messages are
     JSON objects `{"event", "id", "data"}`."""
     token = socket.query_params.get("token") or ""
-    caller = await anyio.to_thread.run_sync(tokens.scope_of, token) if token else None
+    try:
+        credential = await anyio.to_thread.run_sync(admit, tokens, limiter, token)
+        refusal = None
+    except TokenRejected as rejected:
+        credential, refusal = None, (4401, str(rejected))
+    except RateLimited as limited:
+        credential, refusal = None, (4429, f"rate limited; retry in {limited.retry_after} s")
     await socket.accept()  # then close with a code a browser can read (a refused handshake is opaque)
-    if caller is None:
-        await socket.close(code=4401, reason="missing or unknown token")
+    if credential is None:
+        code, reason = refusal or (4401, "missing token")
+        await socket.close(code=code, reason=reason)
         return
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
     try:
-        async for item in notifications(notifier, caller, last_seen, keepalive):
+        async for item in notifications(notifier, credential.scope, last_seen, keepalive, credential):
+            if isinstance(item, Revoked):
+                await socket.close(code=4401, reason="token revoked or expired")
+                return
             if isinstance(item, Notification):
                 await socket.send_json({"event": item.kind, "id": item.event_id, "data": dict(item.payload)})
             elif isinstance(item, Resync):
@@ -193,8 +222,9 @@ async def notifications_socket(
     description="A WebSocket (OpenAPI cannot describe one: this is its handshake). Connect with "
     "`Upgrade: websocket` and the token as `?token=` (browsers cannot set headers on a WebSocket). "
     f"Each message is a JSON object `{{event, id, data}}`. {_EVENTS} `keep-alive` messages (no id) come "
-    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing or unknown token, 1001 "
-    "when it shuts down. "
+    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing, unknown, revoked or "
+    "expired token (also when the token is revoked or expires while the socket is open), 4429 when the token "
+    "is over its rate limit, and 1001 when it shuts down. "
     "Resume with `?last_event_id=`. A plain HTTP request (without the upgrade) is answered 426.",
     responses={
         101: ResponseSpec(None, description="Switching Protocols: the WebSocket is open."),
