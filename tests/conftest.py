@@ -106,12 +106,18 @@ class ServerProcess:
     """`session-events serve` in a subprocess: HTTP tests talk to a real server."""
 
     def __init__(
-        self, database_url: str, workdir: Path, workers: int = 1, log_level: str = "warning", port: int | None = None
+        self,
+        database_url: str,
+        workdir: Path,
+        workers: int = 1,
+        log_level: str = "warning",
+        port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Keep-alives every second, so stream readers notice a closed stream promptly.
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SESSION_EVENTS_KEEPALIVE_SECONDS": "1"}
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SESSION_EVENTS_KEEPALIVE_SECONDS": "1", **(env or {})}
         self.workdir = workdir
         self.log = workdir / f"server-{self.port}.log"
         self._process = subprocess.Popen(
