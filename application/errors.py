@@ -47,3 +47,13 @@ class ReadModelFailed(StoreUnavailable):
 
 class ConcurrentUpdate(Exception):
     """Another writer saved the session first; the command must be decided again."""
+
+
+class RateLimited(Exception):
+    """The token made more requests this minute than the service allows; `retry_after` is the
+    whole number of seconds until a request would be admitted again."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"more than {limit} requests a minute with this token; retry in {retry_after} s")
+        self.limit = limit
+        self.retry_after = retry_after

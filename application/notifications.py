@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from application.scope import Scope
@@ -88,11 +89,18 @@ class SubscriptionClosed(Exception):
     """The service is shutting down."""
 
 
+class SubscriptionRevoked(SubscriptionClosed):
+    """The token the stream was opened with has been revoked, or has expired."""
+
+
 class Notifier(Protocol):
     """Delivers notifications to the clients connected to this process, whichever process
     handled the write."""
 
-    def subscribe(self, scope: Scope) -> Subscription: ...
+    def subscribe(self, scope: Scope, token_id: int | None = None, expires_at: datetime | None = None) -> Subscription:
+        """Notifications for the scope; the subscription ends (`SubscriptionRevoked`) when the
+        token `token_id` is revoked or at `expires_at`."""
+        ...
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
         """Readable notifications for the scope after `after`, oldest first; None if they cannot

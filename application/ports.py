@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
 from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
+from application.tokens import Credential, IssuedToken, TokenInfo
 from domain.session import Session
 
 
@@ -64,10 +66,34 @@ class StatsViews(Protocol):
 
 
 class TokenStore(Protocol):
-    """API tokens, kept only as hashes."""
+    """API tokens, kept only as hashes. A revoked token stays listed (as revoked), never reused."""
 
-    def issue(self, scope: Scope) -> str:
+    def issue(self, scope: Scope, name: str | None = None, expires_at: datetime | None = None) -> IssuedToken:
         """Creates a token for the scope and returns it; it cannot be shown again."""
         ...
 
-    def scope_of(self, token: str) -> Scope | None: ...
+    def authenticate(self, token: str) -> Credential:
+        """The token's credential; raises `TokenRejected` if it is unknown, revoked or expired.
+        Records the token's last use (at most once a minute per process)."""
+        ...
+
+    def scope_of(self, token: str) -> Scope | None:
+        """The scope of an accepted token; None if `authenticate` would reject it."""
+        ...
+
+    def tokens(self, account_id: int | None = None) -> list[TokenInfo]:
+        """Every token (or an account's), oldest first."""
+        ...
+
+    def revoke(self, token_id: int) -> tuple[TokenInfo, bool]:
+        """Revokes the token in every process of the service within a second; returns it and
+        whether this call revoked it (False: it already was). Raises `TokenNotFound`."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Requests per minute per token, counted across every process of the service."""
+
+    def admit(self, token_id: int) -> None:
+        """Counts a request; raises `RateLimited` (nothing counted as done) if it is over the limit."""
+        ...

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from adapters.database import schema
 from adapters.database.base import Database, store_errors
-from adapters.database.coordination import FileLeadership, PostgresListener, local_wakeup
+from adapters.database.coordination import FileLeadership, PostgresListener, local_wakeup, polling_wakeup
 from adapters.database.postgres import Postgres, reachability_problem
 from adapters.database.sqlite import SQLite
 from adapters.eventstore.export import LogExport
@@ -20,6 +20,7 @@ from adapters.eventstore.recorders import SessionLogPostgresRecorder, SessionLog
 from adapters.eventstore.store import EventSourcedSessionStore
 from adapters.notifications.dispatcher import FeedNotifier
 from adapters.notifications.feed import NotificationFeed
+from adapters.rate_limit import DatabaseRateLimiter
 from adapters.readmodel.projection import FEED_CHANNEL, REBUILDING, ProjectionStatus, Projector, ReadModel
 from adapters.readmodel.rebuild import Rebuild, Rebuilt, is_rebuilding
 from adapters.readmodel.session_events import NAME as SESSION_EVENTS
@@ -27,9 +28,10 @@ from adapters.readmodel.session_events import SessionEvents
 from adapters.readmodel.session_stats import SessionStatsModel
 from adapters.readmodel.views import ReadModelEventViews, ReadModelStatsViews, ReadYourWrites
 from adapters.readmodel.worker import ProjectionWorker
-from adapters.tokens import HashedTokenStore
+from adapters.token_revocations import POSTGRES_POLL_SECONDS, SQLITE_POLL_SECONDS, RevocationWatcher
+from adapters.tokens import TOKENS_CHANNEL, HashedTokenStore
 from application.errors import StoreUnavailable
-from application.ports import TokenStore
+from application.ports import RateLimiter, TokenStore
 from application.services import SessionService
 from entrypoints.settings import Settings
 
@@ -42,9 +44,10 @@ READ_MODELS: tuple[ReadModel, ...] = (SessionEvents(), SessionStatsModel())
 @dataclass
 class Service:
     """A running service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
-    `tokens`, `notifier` (the `Notifier` port), `check_ready()`, `close_streams()`, `store_kind`,
-    `request_threads` and `keepalive_seconds`; commands also drive the `projection`; `log` and
-    `database` are there for tests and the benchmark, which look beneath the ports."""
+    `tokens`, `limiter` (None when requests are not limited), `notifier` (the `Notifier` port),
+    `check_ready()`, `close_streams()`, `store_kind`, `request_threads` and `keepalive_seconds`;
+    commands also drive the `projection`; `log` and `database` are there for tests and the
+    benchmark, which look beneath the ports."""
 
     settings: Settings
     sessions: SessionService
@@ -53,7 +56,10 @@ class Service:
     projectors: dict[str, Projector]
     log: SessionLog = field(repr=False)
     database: Database = field(repr=False)
-    _background: list[ProjectionWorker | PostgresListener] = field(default_factory=list, repr=False)
+    limiter: RateLimiter | None = None
+    _background: list[ProjectionWorker | PostgresListener | RevocationWatcher] = field(
+        default_factory=list, repr=False
+    )
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -139,12 +145,13 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
         model.name: Projector(model, log, database, announce=model.name == SESSION_EVENTS)
         for model in READ_MODELS
     }
-    background: list[ProjectionWorker | PostgresListener] = []
-    workers: list[ProjectionWorker] = []
+    background: list[ProjectionWorker | PostgresListener | RevocationWatcher] = []
+    workers: list[ProjectionWorker | RevocationWatcher] = []
     if settings.database.kind == "postgres":
         assert isinstance(database, Postgres)  # noqa: S101 (chosen by the same settings)
-        listener = PostgresListener(settings.database, [database.log_channel, FEED_CHANNEL])
+        listener = PostgresListener(settings.database, [database.log_channel, FEED_CHANNEL, TOKENS_CHANNEL])
         news_of_feed = listener.wakeup(FEED_CHANNEL)
+        news_of_tokens, token_poll = listener.wakeup(TOKENS_CHANNEL), POSTGRES_POLL_SECONDS
         for name, projector in projectors.items():
             leadership = listener.leadership(_leader_lock_key(name))
             workers.append(ProjectionWorker(projector, leadership, listener.wakeup(database.log_channel)))
@@ -153,6 +160,7 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
         feed_news = threading.Event()
         projectors[SESSION_EVENTS].progress.on_advance(feed_news.set)
         news_of_feed = local_wakeup(feed_news)
+        news_of_tokens, token_poll = polling_wakeup(), SQLITE_POLL_SECONDS
         for name, projector in projectors.items():
             log_news = threading.Event()
             log.on_saved(log_news.set)
@@ -161,6 +169,10 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
 
     reads = ReadYourWrites(projectors, database)
     notifier = FeedNotifier(NotificationFeed(database), news_of_feed)
+    tokens = HashedTokenStore(database)
+    workers.append(
+        RevocationWatcher(tokens, news_of_tokens, token_poll, notifier.hub.close_token, notifier.hub.close_expired)
+    )
     service = Service(
         settings=settings,
         sessions=SessionService(
@@ -168,11 +180,12 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
             views=ReadModelEventViews(reads, database),
             stats=ReadModelStatsViews(reads, database),
         ),
-        tokens=HashedTokenStore(database),
+        tokens=tokens,
         notifier=notifier,
         projectors=projectors,
         log=log,
         database=database,
+        limiter=None if settings.rate_limit is None else DatabaseRateLimiter(database, settings.rate_limit),
         _background=background,
     )
     if run_projection:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from application.errors import StoreUnavailable
@@ -91,14 +91,100 @@ def _create_token(args: argparse.Namespace) -> int:
     from application.scope import Scope
     from entrypoints.bootstrap import bootstrap
 
+    expires_at = args.expires_at
+    if args.expires_in is not None:
+        expires_at = datetime.now(UTC) + timedelta(days=args.expires_in)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        print(f"session-events: --expires-at {expires_at.isoformat()} is not in the future", file=sys.stderr)
+        return 2
     service = bootstrap(run_projection=False)
     try:
-        token = service.tokens.issue(Scope(account_id=args.account_id, user_id=args.user_id))
+        issued = service.tokens.issue(
+            Scope(account_id=args.account_id, user_id=args.user_id), name=args.name, expires_at=expires_at
+        )
         store = service.describe_store()
     finally:
         service.close()
-    print(f"token for account {args.account_id}, user {args.user_id} in {store} (shown once, stored only as a hash):")
-    print(token)
+    named = f" {args.name!r}" if args.name else ""
+    until = f", expires {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    print(
+        f"token {issued.id}{named} for account {args.account_id}, user {args.user_id}{until} in {store} "
+        "(shown once, stored only as a hash):"
+    )
+    print(issued.secret)
+    return 0
+
+
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def _list_tokens(args: argparse.Namespace) -> int:
+    """Never the token or its hash: they are not even read."""
+    from entrypoints.bootstrap import bootstrap
+
+    service = bootstrap(run_projection=False)
+    try:
+        tokens = service.tokens.tokens(args.account_id)
+        store = service.describe_store()
+    finally:
+        service.close()
+    now = datetime.now(UTC)
+    if args.json:
+        listed = [
+            {
+                "id": t.id,
+                "name": t.name,
+                "account_id": t.scope.account_id,
+                "user_id": t.scope.user_id,
+                "created_at": _moment(t.created_at),
+                "last_used_at": _moment(t.last_used_at),
+                "expires_at": _moment(t.expires_at),
+                "revoked_at": _moment(t.revoked_at),
+                "state": t.state(now),
+            }
+            for t in tokens
+        ]
+        print(json.dumps({"store": store, "tokens": listed}))
+        return 0
+    print(f"store: {store}")
+    print(f"{'id':>6}  {'name':<20} {'account':>10} {'user':>10}  {'created':<25} {'last used':<25} state")
+    for t in tokens:
+        state = t.state(now)
+        if state == "active" and t.expires_at is not None:
+            state = f"active until {_moment(t.expires_at)}"
+        elif state == "revoked":
+            state = f"revoked {_moment(t.revoked_at)}"
+        elif state == "expired":
+            state = f"expired {_moment(t.expires_at)}"
+        name = t.name if t.name is not None else "-"
+        print(
+            f"{t.id:>6}  {name:<20} {t.scope.account_id:>10} {t.scope.user_id:>10}  "
+            f"{_moment(t.created_at):<25} {_moment(t.last_used_at) or 'never':<25} {state}"
+        )
+    return 0
+
+
+def _revoke_token(args: argparse.Namespace) -> int:
+    from application.tokens import TokenNotFound
+    from entrypoints.bootstrap import bootstrap
+
+    service = bootstrap(run_projection=False)
+    try:
+        store = service.describe_store()
+        try:
+            token, revoked_now = service.tokens.revoke(args.id)
+        except TokenNotFound:
+            print(f"session-events: no token {args.id} in {store} (see tokens list)", file=sys.stderr)
+            return 2
+    finally:
+        service.close()
+    owner = f"account {token.scope.account_id}, user {token.scope.user_id}"
+    named = f" {token.name!r}" if token.name else ""
+    if revoked_now:
+        print(f"revoked token {args.id}{named} of {owner} in {store}: refused by every process within a second")
+    else:
+        print(f"token {args.id}{named} of {owner} was already revoked at {_moment(token.revoked_at)}")
     return 0
 
 
@@ -280,6 +366,22 @@ def _scope_id(text: str) -> int:
     return value
 
 
+def _token_id(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SCOPE_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token id (a positive whole number, see tokens list)")
+    return int(text)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < days <= 36_500:
+        raise argparse.ArgumentTypeError(f"{text}: a number of days above 0 (at most 36500)")
+    return days
+
+
 def _batch_size(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 100_000:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to 100000")
@@ -314,7 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser("create", help="create a token; prints it alone on the last line")
     create.add_argument("--account-id", type=_scope_id, required=True)
     create.add_argument("--user-id", type=_scope_id, required=True)
+    create.add_argument("--name", metavar="TEXT", help="what the token is for, shown by tokens list")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in", type=_days, metavar="DAYS", help="refused after this many days (e.g. 90, 0.5)")
+    expiry.add_argument("--expires-at", type=_since, metavar="RFC3339", help="refused from then on")
     create.set_defaults(run=_create_token)
+    token_list = token_commands.add_parser(
+        "list", help="each token's id, name, scope, creation, last use and state (never the token)"
+    )
+    token_list.add_argument("--account-id", type=_scope_id, help="only this account's tokens")
+    token_list.add_argument("--json", action="store_true", help="machine-readable output")
+    token_list.set_defaults(run=_list_tokens)
+    revoke = token_commands.add_parser(
+        "revoke", help="revoke a token: every process refuses it within a second, and closes its streams"
+    )
+    revoke.add_argument("id", type=_token_id, metavar="ID", help="the token's id (see tokens list)")
+    revoke.set_defaults(run=_revoke_token)
 
     projections = commands.add_parser("projections", help="inspect and rebuild read models")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)

@@ -18,6 +18,7 @@ ENVIRONMENT = {
     "SESSION_EVENTS_POOL_MAX_OVERFLOW": "extra PostgreSQL connections a process may open under load (default 24)",
     "SESSION_EVENTS_CONNECT_TIMEOUT": "whole seconds to wait for a connection before answering 503 (default 2)",
     "SESSION_EVENTS_KEEPALIVE_SECONDS": "seconds between keep-alive comments on live streams (default 10)",
+    "SESSION_EVENTS_RATE_LIMIT": "requests per minute per token, across all processes (default: unlimited)",
 }
 """Each setting and what it does, as `session-events --help` and the README list them."""
 
@@ -31,6 +32,8 @@ class Settings:
     database: DatabaseSettings
     keepalive_seconds: float = 10.0
     """Under the contract's 15 s between keep-alives on a live stream, with room for a slow network."""
+    rate_limit: int | None = None
+    """Requests per minute per token (None: unlimited)."""
 
     @property
     def request_threads(self) -> int:
@@ -51,10 +54,17 @@ class Settings:
         return cls(
             database=database,
             keepalive_seconds=_number(environ, "SESSION_EVENTS_KEEPALIVE_SECONDS", 10.0, float, minimum=0.1),
+            rate_limit=_optional_number(environ, "SESSION_EVENTS_RATE_LIMIT", int, minimum=1),
         )
 
 
 N = TypeVar("N", int, float)
+
+
+def _optional_number(environ: Mapping[str, str], name: str, kind: type[N], *, minimum: N) -> N | None:
+    if not environ.get(name, "").strip():
+        return None
+    return _number(environ, name, minimum, kind, minimum=minimum)
 
 
 def _number(environ: Mapping[str, str], name: str, default: N, kind: type[N], *, minimum: N) -> N:

@@ -113,11 +113,12 @@ class ServerProcess:
         log_level: str = "warning",
         port: int | None = None,
         extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Keep-alives every second, so stream readers notice a closed stream promptly.
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SESSION_EVENTS_KEEPALIVE_SECONDS": "1"}
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SESSION_EVENTS_KEEPALIVE_SECONDS": "1", **(env or {})}
         self.workdir = workdir
         self.log = workdir / f"server-{self.port}.log"
         self._process = subprocess.Popen(

@@ -51,6 +51,12 @@ class Database(ABC):
             cursor.execute(self.statement(statement), params)
             return list(cursor.fetchall())
 
+    def write_one(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement that writes, committed by itself; its rows (`RETURNING`)."""
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(self.statement(statement), params)
+            return list(cursor.fetchall())  # [] when nothing is returned
+
     @abstractmethod
     def named_lock(self, name: str, *, wait: bool) -> AbstractContextManager[bool]:
         """A lock shared by every process of the deployment, held for the `with` block; yields

@@ -216,6 +216,11 @@ class FileLeadership:
             self._fd = None
 
 
+def polling_wakeup() -> Wakeup:
+    """A waiter that nothing wakes: it only ever waits out its timeout (SQLite's pollers)."""
+    return _EventWakeup(threading.Event())
+
+
 def local_wakeup(news: threading.Event) -> Wakeup:
     """SQLite: woken by `news` (set by this process), and polling for other processes'."""
     return _EventWakeup(news, poll=SQLITE_POLL)

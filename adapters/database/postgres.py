@@ -64,6 +64,12 @@ class Postgres(Database):
             cursor.execute(statement, params)
             return list(cursor.fetchall())
 
+    def write_one(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """In autocommit, a single statement is its own transaction: one round trip, not three."""
+        with store_errors(), self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
     def time(self, moment: datetime) -> Any:
         return moment
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from adapters.database.coordination import Wakeup
 from adapters.notifications.feed import NotificationFeed
@@ -52,8 +52,10 @@ class FeedNotifier:
         """Ends every subscription of this process: its streams close cleanly."""
         self.hub.close()
 
-    def subscribe(self, scope: Scope) -> HubSubscription:
-        return self.hub.subscribe(scope)
+    def subscribe(
+        self, scope: Scope, token_id: int | None = None, expires_at: datetime | None = None
+    ) -> HubSubscription:
+        return self.hub.subscribe(scope, token_id, expires_at)
 
     def replay(self, scope: Scope, after: Cursor, limit: int) -> list[Notification] | None:
         return self._feed.replay(scope, after, limit)

@@ -10,20 +10,31 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
-from application.notifications import Notification, SubscriptionClosed, SubscriptionLagged
+from application.notifications import Notification, SubscriptionClosed, SubscriptionLagged, SubscriptionRevoked
 from application.scope import Scope
 
 QUEUE_LIMIT = 1000
 _CLOSED = object()
 _LAGGED = object()
+_REVOKED = object()
 
 
 class HubSubscription:
-    def __init__(self, hub: NotificationHub, scope: Scope, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        hub: NotificationHub,
+        scope: Scope,
+        loop: asyncio.AbstractEventLoop,
+        token_id: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
         self._hub = hub
         self.scope = scope
         self.loop = loop
+        self.token_id = token_id
+        self.expires_at = expires_at
         self._queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_LIMIT + 1)
 
     async def next(self, timeout: float) -> Notification | None:
@@ -35,6 +46,8 @@ class HubSubscription:
             raise SubscriptionClosed
         if item is _LAGGED:
             raise SubscriptionLagged
+        if item is _REVOKED:
+            raise SubscriptionRevoked
         if not isinstance(item, Notification):
             raise TypeError(f"unexpected item in a subscription queue: {item!r}")
         return item
@@ -44,7 +57,10 @@ class HubSubscription:
 
     def _offer(self, item: object) -> None:
         """Runs on the subscriber's loop."""
-        if item is not _CLOSED and self._queue.qsize() >= QUEUE_LIMIT:
+        if item is _REVOKED:  # at once: a revoked token is sent nothing more
+            while not self._queue.empty():
+                self._queue.get_nowait()
+        elif item is not _CLOSED and self._queue.qsize() >= QUEUE_LIMIT:
             while not self._queue.empty():
                 self._queue.get_nowait()
             item = _LAGGED
@@ -56,12 +72,19 @@ class NotificationHub:
         self._lock = threading.Lock()
         self._subscribers: set[HubSubscription] = set()
         self._closed = False
+        self._revoked_tokens: set[int] = set()
 
-    def subscribe(self, scope: Scope) -> HubSubscription:
-        subscription = HubSubscription(self, scope, asyncio.get_running_loop())
+    def subscribe(
+        self, scope: Scope, token_id: int | None = None, expires_at: datetime | None = None
+    ) -> HubSubscription:
+        """`token_id` and `expires_at` (of the token the stream was opened with) let the stream be
+        ended when that token is revoked or expires."""
+        subscription = HubSubscription(self, scope, asyncio.get_running_loop(), token_id, expires_at)
         with self._lock:
             if self._closed:
                 subscription._offer(_CLOSED)
+            elif token_id is not None and token_id in self._revoked_tokens:
+                subscription._offer(_REVOKED)  # revoked between authentication and subscription
             else:
                 self._subscribers.add(subscription)
         return subscription
@@ -86,6 +109,23 @@ class NotificationHub:
             self._subscribers.clear()
         for subscription in subscribers:
             self._deliver(subscription, _CLOSED)
+
+    def close_token(self, token_id: int) -> None:
+        """Ends the streams opened with this token, now revoked, and refuses it new ones."""
+        with self._lock:
+            self._revoked_tokens.add(token_id)
+            ended = [s for s in self._subscribers if s.token_id == token_id]
+            self._subscribers.difference_update(ended)
+        for subscription in ended:
+            self._deliver(subscription, _REVOKED)
+
+    def close_expired(self, now: datetime) -> None:
+        """Ends the streams whose token has expired."""
+        with self._lock:
+            ended = [s for s in self._subscribers if s.expires_at is not None and s.expires_at <= now]
+            self._subscribers.difference_update(ended)
+        for subscription in ended:
+            self._deliver(subscription, _REVOKED)
 
     @staticmethod
     def _deliver(subscription: HubSubscription, item: object) -> None:

@@ -17,6 +17,7 @@ from application.errors import (
     ConcurrentUpdate,
     EventRejected,
     InvalidQuery,
+    RateLimited,
     ReadModelFailed,
     SessionNotFound,
     StoreUnavailable,
@@ -53,7 +54,7 @@ class Invalid(msgspec.Struct):
 class Problem(msgspec.Struct):
     """An error code and its explanation, as RFC 6750 answers a 401: `invalid_request` (no or
     malformed Authorization header), `invalid_token`; also 503 `service_unavailable`,
-    `too_much_contention`, and 426 `upgrade_required`."""
+    `too_much_contention`, 429 `rate_limited` and 426 `upgrade_required`."""
 
     error: str
     error_description: str
@@ -112,6 +113,10 @@ def _unauthenticated(_: Request[Any, Any, Any], error: Unauthenticated) -> Respo
     return answer(Problem(error.error, error.description), 401, headers={"WWW-Authenticate": challenge})
 
 
+def _rate_limited(_: Request[Any, Any, Any], error: RateLimited) -> Response[Any]:
+    return answer(Problem("rate_limited", str(error)), 429, headers={"Retry-After": str(error.retry_after)})
+
+
 def _bad_parameter(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
     """Litestar rejects a query parameter of the wrong type or range before the handler runs;
     answer in the contract's shape, naming the parameter."""
@@ -146,6 +151,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     StoreUnavailable: _unavailable,
     ConcurrentUpdate: _contended,
     Unauthenticated: _unauthenticated,
+    RateLimited: _rate_limited,
     ValidationException: _bad_parameter,
     HTTPException: _http_error,
     Exception: _unexpected,

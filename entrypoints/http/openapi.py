@@ -35,8 +35,8 @@ _ERRORS: dict[int, ResponseSpec] = {
     ),
     401: ResponseSpec(
         Problem,
-        description="Missing, malformed or unknown token (`WWW-Authenticate: Bearer`): `error` is "
-        "`invalid_request` or `invalid_token`.",
+        description="Missing, malformed, unknown, revoked or expired token (`WWW-Authenticate: Bearer`): "
+        "`error` is `invalid_request` or `invalid_token`.",
         generate_examples=False,
     ),
     404: ResponseSpec(
@@ -52,6 +52,12 @@ _ERRORS: dict[int, ResponseSpec] = {
         "says what is accepted (e.g. the event types).",
         generate_examples=False,
     ),
+    429: ResponseSpec(
+        Problem,
+        description="The token made more requests this minute than `SESSION_EVENTS_RATE_LIMIT` allows: "
+        "`error` is `rate_limited`; retry after `Retry-After` seconds. Nothing of the call was stored.",
+        generate_examples=False,
+    ),
     503: ResponseSpec(
         Problem,
         description="The store is unreachable or too contended right now: retry after `Retry-After` seconds. "
@@ -62,8 +68,10 @@ _ERRORS: dict[int, ResponseSpec] = {
 
 
 def errors_documented(*status_codes: int) -> dict[int, ResponseSpec]:
-    """The error answers a route can give, for its `responses=`."""
-    return {code: _ERRORS[code] for code in status_codes}
+    """The error answers a route can give, for its `responses=`. A route that takes a token
+    (401) can also be rate limited (429)."""
+    codes = sorted({*status_codes, 429} if 401 in status_codes else set(status_codes))
+    return {code: _ERRORS[code] for code in codes}
 
 
 _HEADERS = {
@@ -71,6 +79,12 @@ _HEADERS = {
         "WWW-Authenticate": OpenAPIHeader(
             schema=Schema(type=OpenAPIType.STRING),
             description='`Bearer`, or `Bearer error="invalid_token"` for an unknown token (RFC 6750).',
+        )
+    },
+    "429": {
+        "Retry-After": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.STRING, examples=["17"]),
+            description="Seconds until the token's next request would be admitted.",
         )
     },
     "503": {

@@ -18,9 +18,10 @@ from litestar.params import SkipValidation
 from litestar.typing import FieldDefinition
 
 from application.notifications import Notifier
-from application.ports import TokenStore
+from application.ports import RateLimiter, TokenStore
 from application.scope import Scope
 from application.services import SessionService
+from application.tokens import Credential, TokenRejected
 from entrypoints.bootstrap import Service
 
 
@@ -52,9 +53,26 @@ def provide_keepalive(state: State) -> float:
     return provide_service(state).keepalive_seconds
 
 
-def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
-    """The caller's scope from its `Authorization: Bearer <token>` header. Runs in a worker
-    thread (`sync_to_thread`): the token lookup is a database read."""
+def provide_limiter(state: State) -> RateLimiter | None:
+    return provide_service(state).limiter
+
+
+def admit(tokens: TokenStore, limiter: RateLimiter | None, token: str) -> Credential:
+    """The token's credential, once the token is accepted and its request counted against the
+    rate limit. Raises `TokenRejected` (unknown, revoked, expired) or `RateLimited`: both before
+    the handler runs, so a refused call stores nothing."""
+    if not token:
+        raise TokenRejected("missing token")
+    credential = tokens.authenticate(token)
+    if limiter is not None:
+        limiter.admit(credential.token_id)
+    return credential
+
+
+def provide_credential(request: Request[Any, Any, Any], state: State) -> Credential:
+    """The caller's credential from its `Authorization: Bearer <token>` header. Runs in a worker
+    thread (`sync_to_thread`): the token lookup (once a minute per token) and the rate limit's
+    counter are database round trips."""
     header = request.headers.get("authorization")
     if not header:
         raise Unauthenticated("invalid_request", "missing Authorization: Bearer <token> header")
@@ -62,13 +80,19 @@ def provide_scope(request: Request[Any, Any, Any], state: State) -> Scope:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("invalid_request", "malformed Authorization header; expected Bearer <token>")
-    scope = provide_tokens(state).scope_of(token)
-    if scope is None:
-        raise Unauthenticated("invalid_token", "unknown token")
-    return scope
+    try:
+        return admit(provide_tokens(state), provide_limiter(state), token)
+    except TokenRejected as rejected:
+        raise Unauthenticated("invalid_token", str(rejected)) from None
+
+
+def provide_scope(credential: NamedDependency[Credential]) -> Scope:
+    """The caller's scope: whose sessions it may see."""
+    return credential.scope
 
 
 Tokens = SkipValidation[TokenStore]
+Limiter = SkipValidation[RateLimiter | None]
 Wired = SkipValidation[Service]
 Caller = NamedDependency[Scope]
 """The scope of the request's bearer token (`provide_scope`)."""
@@ -120,7 +144,9 @@ class ExactBody(AbstractDTO[T]):
 
 
 DEPENDENCIES = {
-    "caller": Provide(provide_scope, sync_to_thread=True),
+    "credential": Provide(provide_credential, sync_to_thread=True),
+    "caller": Provide(provide_scope, sync_to_thread=False),
+    "limiter": Provide(provide_limiter, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "notifier": Provide(provide_notifier, sync_to_thread=False),

@@ -13,24 +13,28 @@ from typing import Annotated, Any
 
 import anyio
 from litestar import Response, WebSocket, get, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from application.errors import RateLimited
 from application.notifications import (
     Cursor,
     Notification,
     Notifier,
     SubscriptionClosed,
     SubscriptionLagged,
+    SubscriptionRevoked,
 )
 from application.scope import Scope
+from application.tokens import Credential, TokenRejected
 from entrypoints.http.errors import Problem
 from entrypoints.http.metrics import open_stream
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import Caller, KeepAliveSeconds, Notifications, Tokens
+from entrypoints.http.providers import KeepAliveSeconds, Limiter, Notifications, Tokens, admit
 from entrypoints.http.schemas import answer
 
 KEEPALIVE_SECONDS = 10.0
@@ -48,6 +52,10 @@ class KeepAlive:
     pass
 
 
+class Revoked:
+    """The stream's token was revoked, or has expired: the stream ends."""
+
+
 class Resync:
     """The caller missed notifications that cannot be re-sent: it should re-query. `cursor` is
     where the feed stands, so a later resume does not ask for the same resync again."""
@@ -60,15 +68,22 @@ class Resync:
         return f"{self.cursor.position}.{self.cursor.rank}"
 
 
-StreamItem = Connected | Notification | Resync | KeepAlive
+StreamItem = Connected | Notification | Resync | KeepAlive | Revoked
 
 
 async def notifications(
-    notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float = KEEPALIVE_SECONDS
+    notifier: Notifier,
+    caller: Scope,
+    last_seen: Cursor | None,
+    keepalive: float = KEEPALIVE_SECONDS,
+    credential: Credential | None = None,
 ) -> AsyncIterator[StreamItem]:
     """The caller's notifications: first what it missed since `last_seen`, then live ones; ends
-    when the service shuts down."""
-    subscription = notifier.subscribe(caller)  # before the replay, so nothing falls in between
+    when the service shuts down, or (after `Revoked`) when the `credential`'s token is revoked
+    or expires."""
+    token_id, expires_at = (credential.token_id, credential.expires_at) if credential else (None, None)
+    # Subscribed before the replay, so nothing falls in between.
+    subscription = notifier.subscribe(caller, token_id=token_id, expires_at=expires_at)
     try:
         yield Connected()
         sent = last_seen
@@ -88,6 +103,9 @@ async def notifications(
                 sent = await anyio.to_thread.run_sync(notifier.current)
                 yield Resync(sent)
                 continue
+            except SubscriptionRevoked:
+                yield Revoked()
+                return
             except SubscriptionClosed:
                 return
             if notification is None:
@@ -133,7 +151,7 @@ _SSE_EXAMPLE = (
     operation_class=ContractOperation,
 )
 async def stream(
-    caller: Caller,
+    credential: NamedDependency[Credential],
     notifier: Notifications,
     keepalive: KeepAliveSeconds,
     last_event_id_header: Annotated[
@@ -148,7 +166,9 @@ async def stream(
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         with open_stream("sse"):
-            async for item in notifications(notifier, caller, last_seen, keepalive):
+            async for item in notifications(notifier, credential.scope, last_seen, keepalive, credential):
+                if isinstance(item, Revoked):
+                    return  # a client that reconnects is told why: 401
                 if isinstance(item, Notification):
                     data = json.dumps(dict(item.payload))
                     yield ServerSentEventMessage(event=item.kind, id=item.event_id, data=data)
@@ -164,26 +184,44 @@ async def stream(
 
 @websocket("/ws")
 async def notifications_socket(
-    socket: WebSocket[Any, Any, Any], tokens: Tokens, notifier: Notifications, keepalive: KeepAliveSeconds
+    socket: WebSocket[Any, Any, Any],
+    tokens: Tokens,
+    limiter: Limiter,
+    notifier: Notifications,
+    keepalive: KeepAliveSeconds,
 ) -> None:
     """Browsers cannot set headers on a WebSocket: the token comes as `?token=`. Messages are
     JSON objects `{"event", "id", "data"}`."""
     token = socket.query_params.get("token") or ""
-    caller = await anyio.to_thread.run_sync(tokens.scope_of, token) if token else None
+    try:
+        credential = await anyio.to_thread.run_sync(admit, tokens, limiter, token)
+        refusal = None
+    except TokenRejected as rejected:
+        credential, refusal = None, (4401, str(rejected))
+    except RateLimited as limited:
+        credential, refusal = None, (4429, f"rate limited; retry in {limited.retry_after} s")
     await socket.accept()  # then close with a code a browser can read (a refused handshake is opaque)
-    if caller is None:
-        await socket.close(code=4401, reason="missing or unknown token")
+    if credential is None:
+        code, reason = refusal or (4401, "missing token")
+        await socket.close(code=code, reason=reason)
         return
     last_seen = Cursor.parse(socket.query_params.get("last_event_id"))
     with open_stream("websocket"):
-        await _send_notifications(socket, notifier, caller, last_seen, keepalive)
+        await _send_notifications(socket, notifier, credential, last_seen, keepalive)
 
 
 async def _send_notifications(
-    socket: WebSocket[Any, Any, Any], notifier: Notifier, caller: Scope, last_seen: Cursor | None, keepalive: float
+    socket: WebSocket[Any, Any, Any],
+    notifier: Notifier,
+    credential: Credential,
+    last_seen: Cursor | None,
+    keepalive: float,
 ) -> None:
     try:
-        async for item in notifications(notifier, caller, last_seen, keepalive):
+        async for item in notifications(notifier, credential.scope, last_seen, keepalive, credential):
+            if isinstance(item, Revoked):
+                await socket.close(code=4401, reason="token revoked or expired")
+                return
             if isinstance(item, Notification):
                 await socket.send_json({"event": item.kind, "id": item.event_id, "data": dict(item.payload)})
             elif isinstance(item, Resync):
@@ -203,8 +241,9 @@ async def _send_notifications(
     description="A WebSocket (OpenAPI cannot describe one: this is its handshake). Connect with "
     "`Upgrade: websocket` and the token as `?token=` (browsers cannot set headers on a WebSocket). "
     f"Each message is a JSON object `{{event, id, data}}`. {_EVENTS} `keep-alive` messages (no id) come "
-    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing or unknown token, 1001 "
-    "when it shuts down. "
+    f"every {KEEPALIVE_SECONDS:g} s. The server closes with code 4401 for a missing, unknown, revoked or "
+    "expired token (also when the token is revoked or expires while the socket is open), 4429 when the token "
+    "is over its rate limit, and 1001 when it shuts down. "
     "Resume with `?last_event_id=`. A plain HTTP request (without the upgrade) is answered 426.",
     responses={
         101: ResponseSpec(None, description="Switching Protocols: the WebSocket is open."),

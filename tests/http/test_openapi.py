@@ -16,13 +16,13 @@ from tests.conftest import ServerProcess
 
 EVENT_TYPES = {member.value for member in EventType}
 API_OPERATIONS = {
-    ("post", "/api/sessions"): {"201", "400", "401", "413", "422", "503"},
-    ("get", "/api/sessions"): {"200", "401", "422", "503"},
-    ("get", "/api/sessions/{session_id}"): {"200", "401", "404", "422", "503"},
-    ("post", "/api/sessions/{session_id}/events"): {"200", "400", "401", "404", "413", "422", "503"},
-    ("post", "/api/sessions/{session_id}/events/batch"): {"200", "400", "401", "404", "413", "422", "503"},
-    ("get", "/api/sessions/{session_id}/events"): {"200", "401", "404", "422", "503"},
-    ("get", "/api/stream"): {"200", "401", "503"},
+    ("post", "/api/sessions"): {"201", "400", "401", "429", "413", "422", "503"},
+    ("get", "/api/sessions"): {"200", "401", "429", "422", "503"},
+    ("get", "/api/sessions/{session_id}"): {"200", "401", "429", "404", "422", "503"},
+    ("post", "/api/sessions/{session_id}/events"): {"200", "400", "401", "429", "404", "413", "422", "503"},
+    ("post", "/api/sessions/{session_id}/events/batch"): {"200", "400", "401", "429", "404", "413", "422", "503"},
+    ("get", "/api/sessions/{session_id}/events"): {"200", "401", "429", "404", "422", "503"},
+    ("get", "/api/stream"): {"200", "401", "429", "503"},
 }
 
 
@@ -131,6 +131,8 @@ def test_every_route_documents_the_answers_it_gives(document: dict[str, Any]) ->
             assert "WWW-Authenticate" in responses["401"]["headers"]
         if "503" in responses:
             assert "Retry-After" in responses["503"]["headers"]
+        if "429" in responses:
+            assert "Retry-After" in responses["429"]["headers"]
     health = document["paths"]["/health"]["get"]["responses"]
     assert set(health) == {"200", "503"}
 

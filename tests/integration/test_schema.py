@@ -125,15 +125,17 @@ def test_migration_3_finds_the_conversation_of_sessions_recorded_before_it(kind:
                 "DELETE FROM schema_migrations WHERE version >= 3",
             ):
                 cursor.execute(statement)
-        # Migration 3 again, as a database left at version 2 would get it (4 is already in place).
+        # Migration 3 again, as a database left at version 2 would get it (the later ones are in place).
         assert schema.migrate(service.database, service.log, schema.MIGRATIONS[:3]) == [3]
         with service.database.transaction(commit=True) as cursor:
-            cursor.execute(
-                service.database.statement(
-                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (4, 'already applied', %s)"
-                ),
-                (service.database.now(),),
-            )
+            for later in schema.MIGRATIONS[3:]:
+                cursor.execute(
+                    service.database.statement(
+                        "INSERT INTO schema_migrations (version, description, applied_at)"
+                        " VALUES (%s, 'already applied', %s)"
+                    ),
+                    (later.version, service.database.now()),
+                )
         service.close()
 
         migrated = bootstrap(settings_for(url), run_projection=False)

@@ -5,12 +5,19 @@ whose event loop has gone never breaks publishing."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
 
 from adapters.notifications.hub import QUEUE_LIMIT, HubSubscription, NotificationHub
-from application.notifications import SESSION_EVENTS, Notification, SubscriptionClosed, SubscriptionLagged
+from application.notifications import (
+    SESSION_EVENTS,
+    Notification,
+    SubscriptionClosed,
+    SubscriptionLagged,
+    SubscriptionRevoked,
+)
 from application.scope import Scope
 
 MINE = Scope(1, 2)
@@ -111,3 +118,32 @@ def test_publishing_to_a_subscriber_whose_loop_has_closed_does_not_raise() -> No
     assert asyncio.run(live_subscriber()) == notification(1)
     hub.publish([notification(2)])
     hub.close()
+
+
+@pytest.mark.anyio
+async def test_revoking_a_token_ends_its_streams_only_and_refuses_it_new_ones() -> None:
+    hub = NotificationHub()
+    revoked, same_scope_other_token = hub.subscribe(MINE, token_id=7), hub.subscribe(MINE, token_id=8)
+    await publish(hub, [notification(1)])
+    await anyio.to_thread.run_sync(hub.close_token, 7)
+    await asyncio.sleep(0)
+    with pytest.raises(SubscriptionRevoked):  # at once: what was queued is not sent to a revoked token
+        await revoked.next(timeout=5)
+    assert await same_scope_other_token.next(timeout=5) == notification(1)
+    late = hub.subscribe(MINE, token_id=7)  # authenticated just before the revocation arrived
+    with pytest.raises(SubscriptionRevoked):
+        await late.next(timeout=5)
+
+
+@pytest.mark.anyio
+async def test_streams_of_an_expired_token_end() -> None:
+    hub = NotificationHub()
+    now = datetime.now(UTC)
+    expired = hub.subscribe(MINE, token_id=1, expires_at=now - timedelta(seconds=1))
+    later, forever = hub.subscribe(MINE, 2, now + timedelta(hours=1)), hub.subscribe(MINE, 3)
+    hub.close_expired(now)
+    await asyncio.sleep(0)
+    with pytest.raises(SubscriptionRevoked):
+        await expired.next(timeout=5)
+    assert await later.next(timeout=NOTHING_MORE) is None
+    assert await forever.next(timeout=NOTHING_MORE) is None

@@ -80,3 +80,12 @@ def test_pool_and_stream_settings_come_from_the_environment(tmp_path: Path) -> N
 def test_bad_values_are_refused_naming_the_setting(name: str, value: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidSetting, match=name):
         Settings.from_environment({name: value}, cwd=tmp_path)
+
+
+def test_the_rate_limit_is_off_unless_set_and_must_be_a_positive_whole_number(tmp_path: Path) -> None:
+    assert Settings.from_environment({}, cwd=tmp_path).rate_limit is None
+    assert Settings.from_environment({"SESSION_EVENTS_RATE_LIMIT": " "}, cwd=tmp_path).rate_limit is None
+    assert Settings.from_environment({"SESSION_EVENTS_RATE_LIMIT": "120"}, cwd=tmp_path).rate_limit == 120
+    for bad in ("0", "-5", "ten", "1.5"):
+        with pytest.raises(InvalidSetting, match="SESSION_EVENTS_RATE_LIMIT"):
+            Settings.from_environment({"SESSION_EVENTS_RATE_LIMIT": bad}, cwd=tmp_path)

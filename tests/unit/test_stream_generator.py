@@ -6,6 +6,7 @@ subscription always closed."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
 from typing import cast
 
 import pytest
@@ -67,7 +68,7 @@ class FakeNotifier:
         self.backlog = backlog
         self.calls: list[tuple[object, ...]] = []
 
-    def subscribe(self, scope: Scope) -> Subscription:
+    def subscribe(self, scope: Scope, token_id: int | None = None, expires_at: datetime | None = None) -> Subscription:
         self.calls.append(("subscribe", scope))
         return self.subscription
 
