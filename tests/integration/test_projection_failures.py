@@ -340,7 +340,7 @@ def test_a_rebuild_that_meets_the_poison_fails_clearly_and_leaves_the_live_model
 def test_a_failed_read_model_answers_503_naming_it_while_events_answer_200(
     stepped: Stepped, scope: Scope, failed: Story
 ) -> None:
-    token = stepped.service.tokens.issue(scope)
+    token = stepped.service.tokens.issue(scope).secret
     with TestClient(create_app(stepped.service)) as http:
         http.headers["Authorization"] = f"Bearer {token}"
         refused = http.get(f"/api/sessions/{failed.poisoned}/stats")

@@ -10,7 +10,7 @@ from entrypoints.bootstrap import Service
 
 def test_the_store_holds_only_hashes_of_long_random_tokens(service: Service) -> None:
     scope = Scope(424_242, 1)
-    tokens = [service.tokens.issue(scope) for _ in range(20)]
+    tokens = [service.tokens.issue(scope).secret for _ in range(20)]
     assert len(set(tokens)) == 20
     assert all(len(token) >= len("se_") + 43 for token in tokens)  # 32 random bytes, base64url
     rows = service.database.fetch_all("SELECT * FROM api_tokens WHERE account_id = %s", (scope.account_id,))
