@@ -110,8 +110,8 @@ class Spool:
             raise
 
     def _create_schema(self) -> None:
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect only on an empty file
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _until_not_busy(self._db, "PRAGMA auto_vacuum=INCREMENTAL")  # takes effect only on an empty file
+        _until_not_busy(self._db, "PRAGMA journal_mode=WAL")
         with self._transaction():
             if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
                 return
@@ -309,6 +309,27 @@ class Spool:
             pass  # busy: the next round will do it
 
 
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+def _until_not_busy(db: sqlite3.Connection, statement: str, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+    """Runs `statement`, again while SQLite answers busy. The busy timeout covers most waits, but
+    SQLite also answers busy at once in a few cases (a WAL file being recovered, a journal-mode
+    switch racing another connection); a hook must wait those out too, not lose its event."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            db.execute(statement)
+            return
+        except sqlite3.OperationalError as error:
+            if not _busy(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 class _Transaction:
     """`BEGIN IMMEDIATE` ... `COMMIT`: takes the write lock up front, so two writers queue on the
     busy timeout instead of failing half-way with a lock upgrade error."""
@@ -319,7 +340,7 @@ class _Transaction:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        _until_not_busy(self._db, "BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_rest: object) -> None:
         if exc_type is None:

@@ -151,3 +151,27 @@ def test_an_event_too_big_for_a_request_is_shrunk_and_says_so() -> None:
     data = json.loads(text)
     assert size <= encoding.MAX_EVENT_BYTES
     assert data["payload"] is None and data["payload_omitted"]["bytes"] > encoding.MAX_EVENT_BYTES
+
+
+def test_a_busy_answer_is_waited_out_not_turned_into_a_lost_event() -> None:
+    """SQLite sometimes answers busy at once, without its busy timeout: the spool retries."""
+    import sqlite3
+
+    from adapters.claude_code.spool import _until_not_busy
+
+    class Flaky:
+        def __init__(self, failures: list[str]) -> None:
+            self.failures, self.ran = failures, []
+
+        def execute(self, statement: str) -> None:
+            if self.failures:
+                raise sqlite3.OperationalError(self.failures.pop(0))
+            self.ran.append(statement)
+
+    db = Flaky(["database is locked", "database is locked"])
+    _until_not_busy(db, "BEGIN IMMEDIATE")  # type: ignore[arg-type]
+    assert db.ran == ["BEGIN IMMEDIATE"]
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # anything else is not retried
+        _until_not_busy(Flaky(["no such table: x"]), "SELECT 1")  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # nor past the deadline
+        _until_not_busy(Flaky(["database is locked"] * 1000), "BEGIN", timeout=0.01)  # type: ignore[arg-type]
