@@ -200,6 +200,7 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
     from adapters.readmodel.projection import ProjectionFailed
     from adapters.readmodel.rebuild import RebuildInProgress
     from entrypoints.bootstrap import bootstrap
+    from entrypoints.progress import CommandProgress
 
     service = bootstrap(run_projection=False)
     try:
@@ -211,9 +212,11 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
         print(f"store: {service.describe_store()}", file=sys.stderr)
         for name in names:
             started = time.monotonic()
-            with RebuildProgress(name, service.projection.head(), quiet=args.quiet) as progress:
+            terminal = sys.stderr.isatty() and not args.quiet
+            head = service.projection.head()
+            with CommandProgress(f"rebuilding {name}", head, terminal=terminal, plain_lines=not args.quiet) as progress:
                 try:
-                    rebuilt = service.rebuild(name, on_progress=progress.advance, batch_size=args.batch_size)
+                    rebuilt = service.rebuild(name, on_progress=progress.update, batch_size=args.batch_size)
                 except RebuildInProgress as error:
                     print(f"session-events: {error}", file=sys.stderr)
                     return 1
@@ -305,51 +308,6 @@ def _since(text: str) -> datetime:
     if moment is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 date-time, e.g. 2026-01-15T10:00:00Z")
     return moment
-
-
-class RebuildProgress:
-    """Events done, rate and ETA on a terminal (rich); a plain line every few seconds otherwise."""
-
-    PLAIN_EVERY = 5.0
-
-    def __init__(self, name: str, head: int, *, quiet: bool) -> None:
-        self._name, self._head, self._quiet = name, max(head, 1), quiet
-        self._terminal = sys.stderr.isatty() and not quiet
-        self._last_line = time.monotonic()
-        self._bar: Any = None
-
-    def __enter__(self) -> RebuildProgress:
-        if self._terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:>10,.0f} events/s"),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(f"rebuilding {self._name}", total=self._head, rate=0.0)
-        self._started = time.monotonic()
-        return self
-
-    def advance(self, position: int) -> None:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        if self._bar is not None:
-            self._bar.update(self._task, completed=min(position, self._head), rate=position / elapsed)
-        elif not self._quiet and time.monotonic() - self._last_line >= self.PLAIN_EVERY:
-            self._last_line = time.monotonic()
-            print(
-                f"rebuilding {self._name}: position {position}/{self._head} ({position / elapsed:,.0f}/s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def __exit__(self, *_: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 MAX_SCOPE_ID = 2**63 - 1

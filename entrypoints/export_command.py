@@ -11,7 +11,6 @@ import csv
 import io
 import os
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import msgspec
 from adapters.eventstore.export import LogScan
 from application.queries import RecordedEvent
 from entrypoints.http.schemas import Event, encode, event_out
+from entrypoints.progress import CommandProgress
 
 COLUMNS = Event.__struct_fields__
 """The CSV header: the API's Event fields, in their order."""
@@ -108,49 +108,10 @@ def opened_output(path: str | None) -> Iterator[IO[bytes]]:
 def export(scan: LogScan, writer: Writer, *, progress: bool) -> int:
     """Writes every page of the scan; returns how many events were exported."""
     exported = 0
-    with _Progress(scan.total, enabled=progress) as shown:
+    with CommandProgress("exporting", scan.total, terminal=progress, plain_lines=False) as shown:
         for page in scan.pages():
             writer.write(page)
             exported += len(page)
             shown.update(scan.read, exported)
     writer.close()
     return exported
-
-
-class _Progress:
-    """Events exported, their rate, and how far through the log the scan is, on standard error
-    (rich's progress bar; its output redirection is off: standard output carries the export)."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self._enabled = enabled
-        self._started = time.monotonic()
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[exported]:>12,} events  {task.fields[rate]:>9,.0f}/s"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
-        self._task = self._bar.add_task("export", total=max(total, 1), exported=0, rate=0.0)
-
-    def __enter__(self) -> _Progress:
-        if self._enabled:
-            self._bar.start()
-        return self
-
-    def update(self, read: int, exported: int) -> None:
-        if self._enabled:
-            rate = exported / max(time.monotonic() - self._started, 1e-6)
-            self._bar.update(self._task, completed=read, exported=exported, rate=rate)
-
-    def __exit__(self, *_: object) -> None:
-        if self._enabled:
-            self._bar.stop()
