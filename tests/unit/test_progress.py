@@ -18,7 +18,9 @@ def test_plain_lines_go_to_standard_error(capsys: pytest.CaptureFixture[str], mo
     assert err.startswith("rebuilding session_stats: 100/200 (")
 
 
-def test_without_plain_lines_nothing_is_printed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_plain_lines_nothing_is_printed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(progress, "PLAIN_EVERY_SECONDS", 0.0)
     with CommandProgress("exporting", 10, terminal=False, plain_lines=False) as shown:
         shown.update(5, 3)
