@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from adapters.database import schema
 from adapters.database.base import Database, store_errors
@@ -41,6 +42,14 @@ READ_MODELS: tuple[ReadModel, ...] = (SessionEvents(), SessionStatsModel())
 """Every read model the service keeps. A new projection is added here (docs/adding-a-projection.md)."""
 
 
+class Background(Protocol):
+    """A thread a serving process runs: the listener, a projection's worker, the revocation watcher."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Service:
     """A running service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
@@ -57,7 +66,7 @@ class Service:
     log: SessionLog = field(repr=False)
     database: Database = field(repr=False)
     limiter: RateLimiter | None = None
-    _background: list[ProjectionWorker | PostgresListener | RevocationWatcher] = field(
+    _background: list[Background] = field(
         default_factory=list, repr=False
     )
     _closed: bool = field(default=False, repr=False)
@@ -130,8 +139,9 @@ class Service:
 
 def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) -> Service:
     """Builds the service, migrating the schema first if the database needs it (one read when it
-    does not). `run_projection` starts the background threads a serving process needs (the
-    projector, the notifier and their listener); commands that only use the store leave it off."""
+    does not). `run_projection` starts the background threads a serving process needs (a worker
+    per projection, the notifier, the revocation watcher and, on PostgreSQL, the listener they
+    rely on); commands that only use the store leave it off."""
     settings = settings or Settings.from_environment()
     problem = _store_problem(settings)
     if problem is not None:
@@ -145,8 +155,8 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
         model.name: Projector(model, log, database, announce=model.name == SESSION_EVENTS)
         for model in READ_MODELS
     }
-    background: list[ProjectionWorker | PostgresListener | RevocationWatcher] = []
-    workers: list[ProjectionWorker | RevocationWatcher] = []
+    background: list[Background] = []
+    workers: list[Background] = []
     if settings.database.kind == "postgres":
         assert isinstance(database, Postgres)  # noqa: S101 (chosen by the same settings)
         listener = PostgresListener(settings.database, [database.log_channel, FEED_CHANNEL, TOKENS_CHANNEL])
