@@ -12,8 +12,9 @@ Tables (PostgreSQL type / SQLite type where they differ):
   appends idempotent;
 - `session_feed`: the notification outbox, one or two rows per recording call, keyed by the log
   position of the call's last event;
-- `feed_horizons`: two positions in the feed's life: `rebuilt_from` (the log head when the read
-  model was last reset for a rebuild: notifications up to there were already sent) and
+- `feed_horizons`: two positions in the feed's life: `rebuilt_from` (the log head when 0.1.0 last
+  rebuilt the read model in place: notifications up to there were already sent; rebuilds are
+  blue/green since and never write it) and
   `pruned_through` (the highest position pruned from the feed);
 - `projection_tracking`: each projection's position in the log (compare-and-set), its state
   (`live` or `failed`, with the error and the position of the event that failed), and the
@@ -154,7 +155,8 @@ def _link_directory_to_conversations(database: Database, cursor: Any, events: Ev
     cursor.execute("SELECT number, session_uuid FROM session_directory")
     for row in list(cursor.fetchall()):
         conversation_id = events.conversation_of(database.read_uuid(row["session_uuid"]))
-        if conversation_id is not None:
+        # 0.1.0 linked any id; one holding a NUL cannot be stored in a text column (nor asked for).
+        if conversation_id is not None and "\x00" not in conversation_id:
             cursor.execute(update, (conversation_id, row["number"]))
 
 

@@ -145,3 +145,34 @@ def test_migration_3_finds_the_conversation_of_sessions_recorded_before_it(kind:
             assert migrated.sessions.list_sessions(Scope(5, 7), Page(), conversation_id="conv-old") == []
         finally:
             migrated.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_migration_3_skips_a_conversation_id_no_text_column_can_hold(kind: str, tmp_path: Path) -> None:
+    """0.1.0 linked any conversation id, a NUL included: the backfill leaves such a session
+    unlinked rather than failing the migration (PostgreSQL refuses NUL in text)."""
+
+    class Events:
+        def __init__(self, ids: dict[object, str]) -> None:
+            self.ids = ids
+
+        def create_tables(self) -> None: ...
+
+        def conversation_of(self, session_uuid: object) -> str | None:
+            return self.ids.get(session_uuid)
+
+    with store_url(kind, tmp_path) as url:
+        service = bootstrap(settings_for(url), run_projection=False)
+        try:
+            scope = Scope(8, 9)
+            odd, fine = service.sessions.create_session(scope), service.sessions.create_session(scope)
+            events = Events({odd.id: "a\x00b", fine.id: "conv-fine"})
+            with service.database.transaction(commit=True) as cursor:
+                schema.MIGRATIONS[2].backfill(service.database, cursor, events)  # type: ignore[misc]
+            assert service.sessions.list_sessions(scope, Page(), conversation_id="conv-fine")[0].number == fine.number
+            rows = service.database.fetch_all(
+                "SELECT external_conversation_id FROM session_directory WHERE number = %s", (odd.number,)
+            )
+            assert rows[0]["external_conversation_id"] is None
+        finally:
+            service.close()
