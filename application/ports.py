@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
+from application.recording import SaveOutcome, SessionChanges
 from application.scope import Scope
 from application.tokens import Credential, IssuedToken, TokenInfo
 from domain.session import Session
 
 
 class SessionStore(Protocol):
-    """The event-sourced sessions. Errors: `SessionNotFound`, `ConcurrentUpdate` on `save`,
-    `StoreUnavailable` whenever the store cannot be reached."""
+    """The event-sourced sessions. Errors: `SessionNotFound`, `StoreUnavailable` whenever the
+    store cannot be reached."""
 
     def next_number(self) -> int:
         """Allocates a new public session id (a positive integer, never reused)."""
         ...
 
-    def get(self, number: int) -> Session: ...
+    def get(self, number: int) -> Session:
+        """The session as stored now (read your writes, whichever process wrote). The object may
+        be shared: read it, never change it."""
+        ...
 
     def get_as_of(self, number: int, sequence: int) -> Session:
         """The session as it stood right after its `sequence`-th event (0: as created), for
@@ -30,15 +33,26 @@ class SessionStore(Protocol):
         replaces the current session in any cache."""
         ...
 
-    def save(self, session: Session, announcement: Announcement | None = None) -> None:
-        """Saves the session's new events atomically, with the ids of the events it recorded and
-        the announcement of them (delivered once they can be read); raises `ConcurrentUpdate` if
-        another writer saved the session since it was loaded."""
+    def for_update(self, numbers: Collection[int], *, refresh: Collection[int] = ()) -> dict[int, Session]:
+        """A copy of each session to decide on, keyed by number; missing (or erased) ones are left
+        out. As this process last saw it, which costs no round trip when it holds the session: a
+        copy that another process has since moved past is caught when it is saved (a conflict).
+        Those in `refresh` are read as stored now."""
         ...
 
-    def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
-        """Which of these event ids the session has already recorded (committed). Ask after
-        `get`, so that a save racing with the question conflicts instead of duplicating."""
+    def recorded_event_ids(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
+        """Which of these event ids each session (by number) has already recorded (committed).
+        Ask after `for_update`, so that a save racing with the question conflicts instead of
+        duplicating."""
+        ...
+
+    def save_changes(self, changes: Sequence[SessionChanges]) -> dict[int, SaveOutcome]:
+        """Saves every session's new events atomically in one transaction, with the ids of the
+        events they record and each call's announcement (delivered once readable). A session that
+        another writer saved since its copy was loaded (`CONFLICT`) or that is gone (`GONE`) is
+        left out, without failing the others. New sessions (their first event pending) are
+        created. The saved sessions' pending events are collected; the others' copies must not be
+        used again."""
         ...
 
     def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:

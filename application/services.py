@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from concurrent.futures import Future
 
-from application.errors import ConcurrentUpdate, InvalidQuery, SessionNotFound
-from application.notifications import Announcement
+from application.errors import EventRejected, InvalidQuery, SessionNotFound
+from application.group_commit import GroupCommit
 from application.ports import EventViews, SessionStore, StatsViews
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
+from application.recording import EventsHandled, SaveOutcome, SessionChanges
 from application.scope import Scope
 from application.validation import INVALID, RawFields, SessionFields, parse_event, parse_events
 from domain.session import NewEvent, Session
 
-logger = logging.getLogger("session_events.sessions")
-
-MAX_ATTEMPTS = 50
-"""Optimistic-concurrency retries before giving up; each attempt re-reads and re-decides."""
-
-
-@dataclass(frozen=True)
-class EventsHandled:
-    """A recording call's answer: the session as the events left it, and how many were new
-    (events whose id the session had already recorded are not counted)."""
-
-    session: Session
-    new_event_count: int
-
 
 class SessionService:
-    def __init__(
-        self,
-        store: SessionStore,
-        views: EventViews,
-        stats: StatsViews,
-        sleep: Callable[[float], Any] = time.sleep,
-    ) -> None:
+    def __init__(self, store: SessionStore, views: EventViews, stats: StatsViews, recorder: GroupCommit) -> None:
         self._store = store
         self._views = views
         self._stats = stats
-        self._sleep = sleep
+        self._recorder = recorder
+
+    def close(self) -> None:
+        """Records what is queued, then stops recording (the service is shutting down)."""
+        self._recorder.close()
 
     def create_session(self, scope: Scope, fields: SessionFields | None = None) -> Session:
         fields = fields or SessionFields()
@@ -56,7 +37,8 @@ class SessionService:
             environment=fields.environment,
             state_json=fields.state_json,
         )
-        self._store.save(session)
+        if self._store.save_changes([SessionChanges(session)]).get(session.number) is not SaveOutcome.SAVED:
+            raise AssertionError(f"a new session number was taken: {session.number}")  # never reused
         return session
 
     def get_session(self, scope: Scope, session_id: int) -> Session:
@@ -83,6 +65,11 @@ class SessionService:
             raise InvalidQuery({"conversation_id": [INVALID]})
         return [self._store.get(number) for number in self._store.numbers_in_scope(scope, page, conversation_id)]
 
+    def record(self, scope: Scope, session_id: int, events: Sequence[NewEvent]) -> Future[EventsHandled]:
+        """Records validated events; the future completes once they are durable. Concurrent calls
+        are saved together (`application.group_commit`), each answered with its own result."""
+        return self._recorder.submit(scope, session_id, events)
+
     def handle_event(self, scope: Scope, session_id: int, fields: RawFields) -> EventsHandled:
         return self._record(scope, session_id, lambda: [parse_event(fields, session_id)])
 
@@ -99,39 +86,11 @@ class SessionService:
         return self._stats.stats(session_id)
 
     def _record(self, scope: Scope, session_id: int, parse: Callable[[], list[NewEvent]]) -> EventsHandled:
-        """Decides and saves, again and again if other writers get there first: concurrent
-        writers to one session all succeed, and an id already recorded is never recorded twice.
-        The session is looked up before the events are validated: a missing session is a 404
-        whatever the body."""
-        session = self.get_session(scope, session_id)
-        events = parse()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if attempt > 1:
-                session = self.get_session(scope, session_id)
-            known = self._store.recorded_event_ids(session_id, [e.event_id for e in events if e.id_from_client])
-            fresh = [e for e in events if e.event_id not in known]
-            if not fresh:
-                return EventsHandled(session, 0)
-            recorded = session.record(fresh)
-            announcement = Announcement(
-                session_id=session_id,
-                account_id=session.account_id,
-                user_id=session.user_id,
-                event_count=recorded.new_event_count,
-                session_update=(
-                    {"status": session.status, "external_conversation_id": session.external_conversation_id}
-                    if recorded.session_changed
-                    else None
-                ),
-            )
-            try:
-                self._store.save(session, announcement)
-            except ConcurrentUpdate:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                self._sleep(random.uniform(0, 0.002 * min(attempt, 10)))
-                continue
-            for note in recorded.notes:
-                logger.log(note.level, "session %s: %s", session_id, note.message)
-            return EventsHandled(session, recorded.new_event_count)
-        raise AssertionError("unreachable")
+        """Validates, then records and waits. A missing session is a 404 whatever the body: an
+        invalid body is reported only for a session the caller could record in."""
+        try:
+            events = parse()
+        except EventRejected:
+            self.get_session(scope, session_id)
+            raise
+        return self.record(scope, session_id, events).result()

@@ -32,6 +32,7 @@ from adapters.readmodel.worker import ProjectionWorker
 from adapters.token_revocations import POSTGRES_POLL_SECONDS, SQLITE_POLL_SECONDS, RevocationWatcher
 from adapters.tokens import TOKENS_CHANNEL, HashedTokenStore
 from application.errors import StoreUnavailable
+from application.group_commit import GroupCommit
 from application.ports import RateLimiter, TokenStore
 from application.services import SessionService
 from entrypoints.settings import Settings
@@ -55,8 +56,8 @@ class Service:
     """A running service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
     `tokens`, `limiter` (None when requests are not limited), `notifier` (the `Notifier` port),
     `check_ready()`, `close_streams()`, `store_kind`, `request_threads` and `keepalive_seconds`;
-    commands also drive the `projection`; `log` and `database` are there for tests and the
-    benchmark, which look beneath the ports."""
+    commands also drive the `projection`; `log`, `database` and `store` are there for tests and
+    the benchmark, which look beneath the ports."""
 
     settings: Settings
     sessions: SessionService
@@ -65,6 +66,7 @@ class Service:
     projectors: dict[str, Projector]
     log: SessionLog = field(repr=False)
     database: Database = field(repr=False)
+    store: EventSourcedSessionStore = field(repr=False)
     limiter: RateLimiter | None = None
     _background: list[Background] = field(
         default_factory=list, repr=False
@@ -131,6 +133,7 @@ class Service:
         if self._closed:
             return
         self._closed = True
+        self.sessions.close()
         self.notifier.stop()
         for part in self._background:
             part.stop()
@@ -183,18 +186,21 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
     workers.append(
         RevocationWatcher(tokens, news_of_tokens, token_poll, notifier.hub.close_token, notifier.hub.close_expired)
     )
+    store = EventSourcedSessionStore(log, database)
     service = Service(
         settings=settings,
         sessions=SessionService(
-            store=EventSourcedSessionStore(log, database),
+            store=store,
             views=ReadModelEventViews(reads, database),
             stats=ReadModelStatsViews(reads, database),
+            recorder=GroupCommit(store),
         ),
         tokens=tokens,
         notifier=notifier,
         projectors=projectors,
         log=log,
         database=database,
+        store=store,
         limiter=None if settings.rate_limit is None else DatabaseRateLimiter(database, settings.rate_limit),
         _background=background,
     )

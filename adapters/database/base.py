@@ -9,13 +9,13 @@ prepares it, never per call."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 
 from application.errors import StoreUnavailable
 
@@ -107,6 +107,15 @@ class Database(ABC):
     @abstractmethod
     def select_recorded_event_ids(self, session_number: int, event_ids: Collection[UUID]) -> set[UUID]:
         """Which of `event_ids` the session has recorded (the `session_event_ids` table)."""
+
+    @abstractmethod
+    def recorded_event_ids_of(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
+        """For several sessions at once (one read): which of the ids each has recorded."""
+
+    @abstractmethod
+    def session_tail(self, number: int, session_uuid: UUID, after_version: int) -> list[StoredEvent] | None:
+        """The session's stored events after `after_version`, in order, in one read that also
+        confirms the session still exists (`session_directory`): None if it does not."""
 
     @abstractmethod
     def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:

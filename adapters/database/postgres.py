@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
@@ -31,6 +32,11 @@ class Postgres(Database):
         self._events_table = events_table
         self.log_channel = log_channel
         """The channel the event store NOTIFYs on every append."""
+        self._tail = (
+            "SELECT e.originator_version, e.topic, e.state FROM session_directory d"  # noqa: S608 (the library's table)
+            f" LEFT JOIN {events_table} e ON e.originator_id = %s AND e.originator_version > %s"
+            " WHERE d.number = %s ORDER BY e.originator_version"
+        )
 
     def pool_usage(self) -> dict[str, int] | None:
         stats = self.datastore.pool.get_stats()
@@ -103,6 +109,29 @@ class Postgres(Database):
             (list(event_ids), session_number),
         )
         return {row["event_id"] for row in rows}
+
+    def recorded_event_ids_of(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
+        pairs = [(number, event_id) for number, ids in wanted.items() for event_id in ids]
+        rows = self.fetch_all(
+            "SELECT q.session_id, q.event_id FROM unnest(%s::bigint[], %s::uuid[]) AS q(session_id, event_id)"
+            " WHERE EXISTS (SELECT 1 FROM session_event_ids e WHERE e.session_id = q.session_id"
+            " AND e.event_id = q.event_id)",
+            ([number for number, _ in pairs], [event_id for _, event_id in pairs]),
+        )
+        found: dict[int, set[UUID]] = {}
+        for row in rows:
+            found.setdefault(int(row["session_id"]), set()).add(row["event_id"])
+        return found
+
+    def session_tail(self, number: int, session_uuid: UUID, after_version: int) -> list[StoredEvent] | None:
+        rows = self.fetch_all(self._tail, (session_uuid, after_version, number))
+        if not rows:
+            return None
+        return [
+            StoredEvent(session_uuid, int(row["originator_version"]), row["topic"], bytes(row["state"]))
+            for row in rows
+            if row["originator_version"] is not None
+        ]
 
     def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:
         rows = self.fetch_all(

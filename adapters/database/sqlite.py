@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteDatastore
 
 from adapters.database.base import Database
@@ -87,6 +88,28 @@ class SQLite(Database):
             rows = self.fetch_all(query, (session_number, *chunk))
             found.update(UUID(row["event_id"]) for row in rows)
         return found
+
+    def recorded_event_ids_of(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
+        found: dict[int, set[UUID]] = {}
+        for number, event_ids in wanted.items():
+            if hits := self.select_recorded_event_ids(number, event_ids):
+                found[number] = hits
+        return found
+
+    def session_tail(self, number: int, session_uuid: UUID, after_version: int) -> list[StoredEvent] | None:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute("SELECT 1 FROM session_directory WHERE number = ?", (number,))
+            if cursor.fetchone() is None:
+                return None
+            cursor.execute(
+                f"SELECT originator_version, topic, state FROM {self._events_table}"  # noqa: S608 (the library's table)
+                " WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
+                (session_uuid.hex, after_version),
+            )
+            return [
+                StoredEvent(session_uuid, int(row["originator_version"]), row["topic"], bytes(row["state"]))
+                for row in cursor.fetchall()
+            ]
 
     def session_numbers_of(self, session_uuids: Collection[UUID]) -> dict[UUID, int]:
         numbers: dict[UUID, int] = {}

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from copy import deepcopy
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import Recording
+from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.sqlite import SQLiteRecorder
 from eventsourcing.utils import Environment, EnvType, get_topic
 
 from adapters.database.url import DatabaseSettings
-from adapters.eventstore.recorders import LIBPQ_OPTIONS, SessionLogPostgresFactory, SessionLogSQLiteFactory
+from adapters.eventstore.group_write import GroupWritten, group_rows
+from adapters.eventstore.recorders import (
+    LIBPQ_OPTIONS,
+    SessionLogPostgresFactory,
+    SessionLogPostgresRecorder,
+    SessionLogSQLiteFactory,
+    SessionLogSQLiteRecorder,
+)
+from application.recording import SessionChanges
 from domain.session import Session
 
 logger = logging.getLogger("session_events.log")
 
 SNAPSHOT_INTERVAL = 1000
-CACHE_SIZE = 2000
 
 
 class SessionLog(Application[Any]):
-    """Appending must not slow down as a session grows: saved sessions stay in an in-process
-    cache (fast-forwarded from the store, so other processes' writes are seen), and a snapshot
+    """The event store of sessions. Appending must not slow down as a session grows: a snapshot
     is taken from the in-memory session each time a save crosses a multiple of
-    SNAPSHOT_INTERVAL, so a cold load replays at most that many events."""
+    SNAPSHOT_INTERVAL, so a cold load replays at most that many events. Sessions are written a
+    group at a time (`write_group`), cached by `EventSourcedSessionStore`, not by the library."""
 
     name = "SessionLog"
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: SNAPSHOT_INTERVAL}
@@ -62,45 +67,34 @@ class SessionLog(Application[Any]):
         """Calls `listener` after every save made by this process (e.g. to wake a projector)."""
         self._save_listeners.append(listener)
 
-    def _notify(self, recordings: list[Recording[Any]]) -> None:
-        for listener in self._save_listeners:
-            listener()
+    def write_group(self, changes: Sequence[SessionChanges]) -> GroupWritten:
+        """Saves the sessions' pending events (collecting them) in one transaction; see
+        `adapters.eventstore.group_write` for what is written and which sessions are left out."""
+        rows = group_rows(changes, self.mapper)
+        recorder = self.recorder
+        if not isinstance(recorder, SessionLogPostgresRecorder | SessionLogSQLiteRecorder):
+            raise TypeError(f"the session log cannot write groups with a {type(recorder).__name__}")
+        written = recorder.insert_group(rows)
+        if written.saved:
+            for listener in self._save_listeners:
+                listener()
+        return written
 
-    def _record(self, processing_event: ProcessingEvent[Any]) -> list[Recording[Any]]:
-        recordings = super()._record(processing_event)
-        if self.repository.cache is not None:
-            for aggregate_id, aggregate in processing_event.aggregates.items():
-                # A copy: the caller keeps using its object while others fast-forward the cached one.
-                self.repository.cache.put(aggregate_id, deepcopy(aggregate))
-        return recordings
-
-    def _take_snapshots(self, processing_event: ProcessingEvent[Any]) -> None:
-        """The library rebuilds the aggregate from the store for each multiple of the interval
-        a save crosses; the saved aggregate is already in memory, so snapshot that, once."""
+    def snapshot_if_due(self, session: Session, saved: int) -> None:
+        """Snapshots a session whose save of `saved` events crossed a multiple of the interval
+        (from the session in memory: the library would rebuild it from the store)."""
         if self.snapshots is None:
             return
-        saved_per_aggregate: dict[Any, int] = {}
-        for event in processing_event.events:
-            saved_per_aggregate[event.originator_id] = saved_per_aggregate.get(event.originator_id, 0) + 1
-        for aggregate_id, saved in saved_per_aggregate.items():
-            aggregate = processing_event.aggregates.get(aggregate_id)
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if aggregate is None or not interval:
-                continue
-            if aggregate.version // interval > (aggregate.version - saved) // interval:
-                try:
-                    self.snapshots.put([Session.Snapshot.take(aggregate)])
-                except Exception:  # the save has committed: a missed snapshot only costs a longer load
-                    logger.warning(
-                        "snapshot of %s at version %s failed", aggregate_id, aggregate.version, exc_info=True
-                    )
+        if session.version // SNAPSHOT_INTERVAL <= (session.version - saved) // SNAPSHOT_INTERVAL:
+            return
+        try:
+            self.snapshots.put([Session.Snapshot.take(session)])
+        except Exception:  # the save has committed: a missed snapshot only costs a longer load
+            logger.warning("snapshot of %s at version %s failed", session.id, session.version, exc_info=True)
 
 
 def event_log_environment(settings: DatabaseSettings) -> dict[str, str]:
-    common = {
-        "AGGREGATE_CACHE_MAXSIZE": str(CACHE_SIZE),
-        "CREATE_TABLE": "n",  # the schema module creates and migrates every table
-    }
+    common = {"CREATE_TABLE": "n"}  # the schema module creates and migrates every table
     if settings.kind == "sqlite":
         return {
             **common,
@@ -119,7 +113,7 @@ def event_log_environment(settings: DatabaseSettings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": str(settings.connect_timeout),
-        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_PRE_PING": "n",  # the pool checks a connection without a round trip (recorders.py)
         "POSTGRES_LOCK_TIMEOUT": "5",
         LIBPQ_OPTIONS: json.dumps(dict(settings.options)),
     }

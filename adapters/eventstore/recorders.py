@@ -1,96 +1,116 @@
-"""Recorders that write our own rows atomically with the session log, and fail fast.
+"""The session log's recorders: the library's, writing a whole group of sessions' events (and our
+own rows: see `adapters.eventstore.group_write`) in one transaction, and failing fast.
 
-Alongside each save the recorder writes, in the same transaction as the stored events (the
-tables are described in `adapters.database.schema`):
-- `session_directory`: the session's row, with its first event;
-- `session_event_ids`: the event ids the save records, for idempotent appends;
-- `session_feed`: the save's announcement (the notification outbox), at its last log position.
-They travel as keyword arguments of `Application.save()`, which the library hands to the
-recorder. The library retries a failing connection 10 times (minutes, with a pool timeout);
-here an unreachable store gives up after two attempts, so callers get a prompt 503.
+PostgreSQL: the transaction is sent in one go (one pipeline, one sync: a single round trip), so
+the log's table lock is held only while the server works, never while it waits for this
+process (whose threads may be busy elsewhere). Appends still take the library's EXCLUSIVE lock
+on the events table, so that log positions follow commit order and a reader tailing the log
+never skips an event. Which sessions are left out (another writer saved them first, or they are
+gone) is decided by the server, under that lock, in the same statement that inserts the others.
 
-Event ids are inserted with ON CONFLICT DO NOTHING: a statement failing inside the library's
-pipelined transaction would surface as "pipeline aborted" rather than as a conflict, and the
-session's version check already rejects any save that raced with another (the caller then
-re-reads the recorded ids and drops the duplicates).
-"""
+The library retries a failing connection 10 times (minutes, with a pool timeout); here reads
+give up after two attempts, so callers get a prompt 503. A group's transaction is never retried
+here: whether it committed may be unknown, and the caller decides (`application.group_commit`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import select
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from inspect import unwrap
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
+    PostgresDatastore,
     PostgresFactory,
 )
-from eventsourcing.sqlite import (
-    SQLiteAggregateRecorder,
-    SQLiteApplicationRecorder,
-    SQLiteCursor,
-    SQLiteFactory,
-)
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg.sql import SQL, Identifier
 
 from adapters.database.sqlite import to_sqlite_time
-from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcement
+from adapters.eventstore.group_write import GroupRows, GroupWritten
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
 PIPELINE_LIMIT_BYTES = 1_000_000
-_library_insert_events = unwrap(PostgresApplicationRecorder.insert_events)
+"""Above this, a group's statements are sent one by one: psycopg's pipeline mode was seen to wedge
+for good on a request of several MB (inside the transaction holding the log's lock)."""
+
+_OUTCOMES = """
+WITH input AS (
+  SELECT * FROM unnest(%(uuids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[],
+                       %(numbers)s::bigint[], %(event_ids)s::uuid[])
+    WITH ORDINALITY AS i(originator_id, originator_version, topic, state, number, event_id, n)
+), gone AS (
+  SELECT DISTINCT i.originator_id FROM input i
+  WHERE NOT EXISTS (SELECT 1 FROM session_directory d WHERE d.number = i.number)
+), conflicted AS (
+  SELECT DISTINCT i.originator_id FROM input i
+  JOIN {events} e ON e.originator_id = i.originator_id AND e.originator_version = i.originator_version
+), inserted AS (
+  INSERT INTO {events} (originator_id, originator_version, topic, state)
+  SELECT originator_id, originator_version, topic, state FROM input
+  WHERE originator_id NOT IN (SELECT originator_id FROM gone UNION ALL SELECT originator_id FROM conflicted)
+  ORDER BY n
+  RETURNING notification_id, originator_id, originator_version
+), ids AS (
+  INSERT INTO session_event_ids (session_id, event_id)
+  SELECT i.number, i.event_id FROM input i JOIN inserted USING (originator_id, originator_version)
+  WHERE i.event_id IS NOT NULL
+  ON CONFLICT DO NOTHING
+), feed AS (
+  INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)
+  SELECT inserted.notification_id, f.kind, f.session_id, f.account_id, f.user_id, f.payload
+  FROM unnest(%(f_uuids)s::uuid[], %(f_versions)s::bigint[], %(f_kinds)s::text[], %(f_sessions)s::bigint[],
+              %(f_accounts)s::bigint[], %(f_users)s::bigint[], %(f_payloads)s::text[])
+    AS f(originator_id, originator_version, kind, session_id, account_id, user_id, payload)
+  JOIN inserted USING (originator_id, originator_version)
+), links AS (
+  UPDATE session_directory d SET external_conversation_id = l.conversation_id
+  FROM unnest(%(l_numbers)s::bigint[], %(l_uuids)s::uuid[], %(l_conversations)s::text[])
+    AS l(number, originator_id, conversation_id)
+  WHERE d.number = l.number AND l.originator_id IN (SELECT originator_id FROM inserted)
+)
+SELECT 'saved' AS outcome, originator_id, max(notification_id) AS position FROM inserted GROUP BY originator_id
+UNION ALL SELECT 'gone', originator_id, NULL FROM gone
+UNION ALL SELECT 'conflict', originator_id, NULL FROM conflicted
+"""
 
 
-@dataclass(frozen=True)
-class DirectoryEntry:
-    number: int
-    session_uuid: UUID
-    account_id: int
-    user_id: int
-    created_at: datetime
+def _written(rows: list[tuple[str, UUID, int | None]]) -> GroupWritten:
+    saved: dict[UUID, int] = {}
+    conflicted: set[UUID] = set()
+    gone: set[UUID] = set()
+    for outcome, session_uuid, position in rows:
+        if outcome == "saved" and position is not None:
+            saved[session_uuid] = position
+        elif outcome == "gone":
+            gone.add(session_uuid)
+        else:
+            conflicted.add(session_uuid)
+    return GroupWritten(saved, conflicted - gone, gone)
 
 
-@dataclass(frozen=True)
-class RecordedIds:
-    session_number: int
-    event_ids: Sequence[UUID]
-
-
-def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
-    """The notification-feed rows announcing one save: (kind, session, account, user, payload)."""
-    if not isinstance(announcement, Announcement) or announcement.event_count == 0:
-        return []
-    owner = (announcement.session_id, announcement.account_id, announcement.user_id)
-    rows = [
-        (
-            SESSION_EVENTS,
-            *owner,
-            json.dumps({"session_id": announcement.session_id, "event_count": announcement.event_count}),
-        )
-    ]
-    if announcement.session_update is not None:
-        payload = {"session_id": announcement.session_id, **announcement.session_update}
-        rows.append((SESSION_UPDATED, *owner, json.dumps(payload)))
-    return rows
-
-
-_SET_CONVERSATION = "UPDATE session_directory SET external_conversation_id = %s WHERE number = %s"
-
-
-def conversation_update(announcement: object) -> tuple[str, int] | None:
-    """(conversation id, session number) when the save linked the session to a conversation, so
-    that `session_directory` can find sessions by conversation."""
-    if not isinstance(announcement, Announcement) or announcement.session_update is None:
-        return None
-    conversation_id = announcement.session_update.get("external_conversation_id")
-    return (str(conversation_id), announcement.session_id) if conversation_id is not None else None
+def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it hands out, without a round trip: an idle connection
+    has nothing to read unless the server has closed it (terminated, restarted), in which case
+    it is closed here and the pool hands out another. A ping on every checkout (`pre_ping`) cost
+    a round trip per request; without any check, each worker's next request failed after the
+    connections were killed."""
+    if conn.closed:
+        raise psycopg.OperationalError("connection closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        conn.close()
+        raise psycopg.OperationalError("the server closed the connection")
 
 
 class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
@@ -102,61 +122,66 @@ class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
 
 class SessionLogPostgresRecorder(PostgresApplicationRecorder):
     select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
-    select_notifications = _fail_fast(
-        unwrap(PostgresApplicationRecorder.select_notifications)
-    )
-    max_notification_id = _fail_fast(
-        unwrap(PostgresApplicationRecorder.max_notification_id)
-    )
+    select_notifications = _fail_fast(unwrap(PostgresApplicationRecorder.select_notifications))
+    max_notification_id = _fail_fast(unwrap(PostgresApplicationRecorder.max_notification_id))
 
-    @_fail_fast
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """Small saves go through the library's pipelined transaction (fewest round trips). Large
-        ones do not: psycopg's pipeline mode was seen to wedge for good on a request of several MB
-        (inside the transaction holding the log's exclusive lock, so every writer then failed);
-        statement by statement, the same save goes through."""
-        if sum(len(event.state) for event in stored_events) < PIPELINE_LIMIT_BYTES:
-            return _library_insert_events(self, stored_events, **kwargs)
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_events(curs, stored_events, **kwargs)
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self._group_statement = SQL(_OUTCOMES).format(
+            events=Identifier(self.datastore.schema, self.events_table_name)
+        )
+        self._notify = SQL("NOTIFY {}").format(Identifier(self.channel_name))
 
-    def _insert_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        entry: DirectoryEntry | None = kwargs.get("directory_entry")
-        if entry is not None:
-            curs.execute(
-                "INSERT INTO session_directory"
-                " (number, session_uuid, account_id, user_id, created_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (entry.number, entry.session_uuid, entry.account_id, entry.user_id, entry.created_at),
-            )
-        linked = conversation_update(kwargs.get("announcement"))
-        if linked is not None:
-            curs.execute(_SET_CONVERSATION, linked)
-        recorded: RecordedIds | None = kwargs.get("recorded_ids")
-        if recorded is not None and recorded.event_ids:
-            curs.executemany(
-                "INSERT INTO session_event_ids (session_id, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                [(recorded.session_number, event_id) for event_id in recorded.event_ids],
-            )
+    def insert_group(self, rows: GroupRows) -> GroupWritten:
+        """Writes the group in one transaction (see the module docstring); the library's errors
+        (`OperationalError` when the store cannot be reached) are raised as they come."""
+        params = self._group_params(rows)
+        directory = [
+            (e.number, e.session_uuid, e.account_id, e.user_id, e.created_at) for e in rows.directory
+        ]
+        with self.datastore.get_connection() as conn:
+            outcomes = conn.cursor()
+            pipelined = rows.state_bytes < PIPELINE_LIMIT_BYTES
+            try:
+                with conn.pipeline() if pipelined else nullcontext(), conn.cursor() as curs:
+                    curs.execute("BEGIN")
+                    if directory:
+                        curs.executemany(
+                            "INSERT INTO session_directory (number, session_uuid, account_id, user_id, created_at)"
+                            " VALUES (%s, %s, %s, %s, %s)",
+                            directory,
+                        )
+                    for lock_statement in self.lock_table_statements:
+                        curs.execute(lock_statement, prepare=True)
+                    outcomes.execute(self._group_statement, params)
+                    curs.execute(self._notify)
+                    curs.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
+                    conn.rollback()
+                raise
+            return _written([(r["outcome"], r["originator_id"], r["position"]) for r in outcomes.fetchall()])
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        """Once the events are in (still in their transaction, under the library's table lock, so
-        feed positions follow commit order): the announcement, at the save's last position.
-        Written here rather than earlier so that a conflicting save fails on the conflict itself."""
-        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        rows = feed_rows(kwargs.get("announcement"))
-        if rows and notification_ids:
-            with curs.connection.cursor() as feed:
-                feed.executemany(
-                    "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(notification_ids[-1], *row) for row in rows],
-                )
-        return notification_ids
+    @staticmethod
+    def _group_params(rows: GroupRows) -> dict[str, Any]:
+        return {
+            "uuids": [s.originator_id for s in rows.stored],
+            "versions": [s.originator_version for s in rows.stored],
+            "topics": [s.topic for s in rows.stored],
+            "states": [s.state for s in rows.stored],
+            "numbers": rows.numbers,
+            "event_ids": rows.event_ids,
+            "f_uuids": [f.session_uuid for f in rows.feed],
+            "f_versions": [f.version for f in rows.feed],
+            "f_kinds": [f.kind for f in rows.feed],
+            "f_sessions": [f.session_id for f in rows.feed],
+            "f_accounts": [f.account_id for f in rows.feed],
+            "f_users": [f.user_id for f in rows.feed],
+            "f_payloads": [f.payload for f in rows.feed],
+            "l_numbers": [number for number, _, _ in rows.links],
+            "l_uuids": [session_uuid for _, session_uuid, _ in rows.links],
+            "l_conversations": [conversation for _, _, conversation in rows.links],
+        }
 
 
 LIBPQ_OPTIONS = "LIBPQ_OPTIONS"
@@ -170,49 +195,111 @@ class SessionLogPostgresFactory(PostgresFactory):
 
     def __init__(self, env: Any) -> None:
         """The library's datastore knows only host, port, database, user and password; the
-        other connection parameters are added to its pool's before it opens."""
+        other connection parameters are added to its pool's before it opens. Its pool checks a
+        connection before handing it out without a round trip (`check_idle_connection`)."""
         super().__init__(env)
+        pool = self.datastore.pool
         options = json.loads(self.env.get(LIBPQ_OPTIONS) or "{}")
         if options:
-            pool = self.datastore.pool
             pool.kwargs = {**(pool.kwargs if isinstance(pool.kwargs, dict) else {}), **options}
+        pool._check = check_idle_connection  # the library builds the pool, and its `check` argument is this
 
 
 class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        entry: DirectoryEntry | None = kwargs.get("directory_entry")
-        if entry is not None:
+    def insert_group(self, rows: GroupRows) -> GroupWritten:
+        """Writes the group in one transaction, taking SQLite's write lock first (BEGIN
+        IMMEDIATE: a transaction that read before asking to write could be refused the lock)."""
+        with self._immediate_transaction() as c:
+            present = self._present(c, rows)
+            gone = {u for u, n in rows.numbers_by_uuid.items() if n not in present}
+            for entry in rows.directory:
+                c.execute(
+                    "INSERT INTO session_directory (number, session_uuid, account_id, user_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (entry.number, str(entry.session_uuid), entry.account_id, entry.user_id,
+                     to_sqlite_time(entry.created_at)),
+                )
+                gone.discard(entry.session_uuid)
+            conflicted = self._conflicted(c, rows) - gone
+            saved: dict[UUID, int] = {}
+            positions: dict[tuple[UUID, int], int] = {}
+            ids: list[tuple[int, str]] = []
+            for stored, number, event_id in zip(rows.stored, rows.numbers, rows.event_ids, strict=True):
+                session_uuid = stored.originator_id
+                assert isinstance(session_uuid, UUID)  # noqa: S101 (the mapper gives the aggregate's id)
+                if session_uuid in gone or session_uuid in conflicted:
+                    continue
+                c.execute(
+                    self.insert_events_statement,
+                    (session_uuid.hex, stored.originator_version, stored.topic, stored.state),
+                )
+                positions[(session_uuid, stored.originator_version)] = saved[session_uuid] = c.lastrowid
+                if event_id is not None:
+                    ids.append((number, str(event_id)))
+            if ids:
+                c.executemany(
+                    "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING", ids
+                )
+            now = to_sqlite_time(datetime.now(UTC))
+            feed = [
+                (positions[(f.session_uuid, f.version)], f.kind, f.session_id, f.account_id, f.user_id, f.payload, now)
+                for f in rows.feed
+                if (f.session_uuid, f.version) in positions
+            ]
+            if feed:
+                c.executemany(
+                    "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    feed,
+                )
+            links = [(conversation, number) for number, u, conversation in rows.links if u in saved]
+            if links:
+                c.executemany("UPDATE session_directory SET external_conversation_id = ? WHERE number = ?", links)
+        return GroupWritten(saved, conflicted, gone)
+
+    @contextmanager
+    def _immediate_transaction(self) -> Iterator[Any]:
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            except sqlite3.OperationalError as error:  # the library's vocabulary: "cannot reach the store"
+                raise OperationalError(str(error)) from error
+
+    @staticmethod
+    def _present(c: Any, rows: GroupRows) -> set[int]:
+        numbers = sorted(set(rows.numbers_by_uuid.values()))
+        present: set[int] = set()
+        for start in range(0, len(numbers), 500):
+            chunk = numbers[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            c.execute(f"SELECT number FROM session_directory WHERE number IN ({marks})", chunk)  # noqa: S608 (placeholders)
+            present.update(int(row[0]) for row in c.fetchall())
+        return present
+
+    def _conflicted(self, c: Any, rows: GroupRows) -> set[UUID]:
+        """Sessions whose first new version is already stored: a session's versions are stored
+        without gaps from 1, so if the first is free, so are the others."""
+        first: dict[UUID, int] = {}
+        for stored in rows.stored:
+            session_uuid = stored.originator_id
+            assert isinstance(session_uuid, UUID)  # noqa: S101 (the mapper gives the aggregate's id)
+            first.setdefault(session_uuid, stored.originator_version)
+        conflicted: set[UUID] = set()
+        for session_uuid, version in first.items():
             c.execute(
-                "INSERT INTO session_directory"
-                " (number, session_uuid, account_id, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                (
-                    entry.number,
-                    str(entry.session_uuid),
-                    entry.account_id,
-                    entry.user_id,
-                    to_sqlite_time(entry.created_at),
-                ),
+                f"SELECT 1 FROM {self.events_table_name} WHERE originator_id = ? AND originator_version = ?",  # noqa: S608 (the library's table)
+                (session_uuid.hex, version),
             )
-        linked = conversation_update(kwargs.get("announcement"))
-        if linked is not None:
-            c.execute("UPDATE session_directory SET external_conversation_id = ? WHERE number = ?", linked)
-        recorded: RecordedIds | None = kwargs.get("recorded_ids")
-        if recorded is not None and recorded.event_ids:
-            c.executemany(
-                "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(recorded.session_number, str(event_id)) for event_id in recorded.event_ids],
-            )
-        rows = feed_rows(kwargs.get("announcement"))
-        if rows and notification_ids:
-            c.executemany(
-                "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(notification_ids[-1], *row, to_sqlite_time(datetime.now(UTC))) for row in rows],
-            )
-        return notification_ids
+            if c.fetchone() is not None:
+                conflicted.add(session_uuid)
+        return conflicted
 
 
 class SessionLogSQLiteFactory(SQLiteFactory):

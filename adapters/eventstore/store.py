@@ -1,84 +1,86 @@
-"""`SessionStore` on the eventsourcing session log."""
+"""`SessionStore` on the eventsourcing session log, with this process's cache of sessions.
+
+Reads (`get`) bring the cached session up to date with what is stored, confirming in the same
+round trip that it still exists, so a read sees every write that has answered, whichever process
+made it, and never an erased session. Writes (`for_update`) decide on the cached session as it
+is, without a read: if another process has saved the session since, the save is refused for
+that session (a conflict) and the caller decides again on the session read afresh."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from adapters.database.base import Database, store_errors
 from adapters.eventstore.log import SessionLog
-from adapters.eventstore.recorders import DirectoryEntry, RecordedIds
-from application.errors import ConcurrentUpdate, SessionNotFound
-from application.notifications import Announcement
+from adapters.eventstore.session_cache import SessionCache, working_copy
+from application.errors import SessionNotFound
 from application.queries import Page
+from application.recording import SaveOutcome, SessionChanges
 from application.scope import Scope
 from domain.session import Session
 
 
 class EventSourcedSessionStore:
-    def __init__(self, log: SessionLog, database: Database) -> None:
+    def __init__(self, log: SessionLog, database: Database, cache: SessionCache | None = None) -> None:
         self._log = log
         self._db = database
+        self.cache = cache if cache is not None else SessionCache()
 
     def next_number(self) -> int:
         return self._db.allocate_session_number()
 
     def get(self, number: int) -> Session:
-        return self._load(number, version=None)
+        session = self._current(number)
+        if session is None:
+            raise SessionNotFound(number)
+        return session
 
     def get_as_of(self, number: int, sequence: int) -> Session:
-        """With a version, the library's repository skips its cache both ways (an old version is
-        never served to writers nor cached), and replays from the latest snapshot at or before
-        that version: at most SNAPSHOT_INTERVAL events, however long the session."""
+        """With a version, the library's repository replays from the latest snapshot at or
+        before that version: at most SNAPSHOT_INTERVAL events, however long the session. The
+        past is never cached."""
         if sequence < 0:
             raise ValueError(f"no event {sequence} in a session")
         session = self._load(number, version=sequence + 1)  # version 1 is the session's creation
+        if session is None:
+            raise SessionNotFound(number)
         if session.event_count != sequence:
             raise ValueError(f"session {number} has {session.event_count} events, not {sequence}")
         return session
 
-    def _load(self, number: int, version: int | None) -> Session:
-        if number < 1:
-            raise SessionNotFound(number)
-        with store_errors():
-            try:
-                session: object = self._log.repository.get(Session.create_id(number), version=version)
-            except AggregateNotFoundError:
-                raise SessionNotFound(number) from None
-        if not isinstance(session, Session):
-            raise TypeError(f"aggregate of session {number} is a {type(session).__name__}")
-        return session
+    def for_update(self, numbers: Collection[int], *, refresh: Collection[int] = ()) -> dict[int, Session]:
+        sessions: dict[int, Session] = {}
+        for number in numbers:
+            cached = None if number in refresh else self.cache.get(number)
+            session = cached if cached is not None else self._current(number)
+            if session is not None:
+                sessions[number] = working_copy(session)
+        return sessions
 
-    def save(self, session: Session, announcement: Announcement | None = None) -> None:
-        pending = session.pending_events
-        recorded_ids = [e.event_id for e in pending if isinstance(e, Session.EventRecorded)]
-        entry = None
-        if pending and pending[0].originator_version == 1:
-            entry = DirectoryEntry(
-                number=session.number,
-                session_uuid=session.id,
-                account_id=session.account_id,
-                user_id=session.user_id,
-                created_at=session.created_on,
-            )
-        with store_errors():
-            try:
-                self._log.save(
-                    session,
-                    directory_entry=entry,
-                    recorded_ids=RecordedIds(session.number, recorded_ids),
-                    announcement=announcement,
-                )
-            except IntegrityError as conflict:
-                raise ConcurrentUpdate(str(conflict)) from conflict
+    def recorded_event_ids(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
+        wanted = {number: ids for number, ids in wanted.items() if ids}
+        if not wanted:
+            return {}
+        return self._db.recorded_event_ids_of(wanted)
 
-    def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
-        if not event_ids:
-            return set()
-        return self._db.select_recorded_event_ids(number, event_ids)
+    def save_changes(self, changes: Sequence[SessionChanges]) -> dict[int, SaveOutcome]:
+        pending = {c.session.number: len(c.session.pending_events) for c in changes}
+        with store_errors():
+            written = self._log.write_group(changes)
+        outcomes: dict[int, SaveOutcome] = {}
+        for change in changes:
+            session = change.session
+            if session.id in written.saved:
+                outcomes[session.number] = SaveOutcome.SAVED
+                self.cache.put(session)
+                self._log.snapshot_if_due(session, pending[session.number])
+            else:
+                outcomes[session.number] = SaveOutcome.GONE if session.id in written.gone else SaveOutcome.CONFLICT
+                self.cache.evict(session.number)
+        return outcomes
 
     def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
         if conversation_id is None:
@@ -94,3 +96,43 @@ class EventSourcedSessionStore:
                 (scope.account_id, scope.user_id, conversation_id, page.limit, page.offset),
             )
         return [int(row["number"]) for row in rows]
+
+    # --- loading --------------------------------------------------------------------------------
+    def _current(self, number: int) -> Session | None:
+        """The session as stored now, None if it does not exist: the cached one brought up to
+        date (one read), or loaded (snapshot and events). The cache only ever gets new objects."""
+        if number < 1:
+            return None
+        cached = self.cache.get(number)
+        if cached is None:
+            session = self._load(number, version=None)
+            if session is not None:
+                self.cache.put(session)
+            return session
+        with store_errors():
+            tail = self._db.session_tail(number, cached.id, cached.version)
+        if tail is None:
+            self.cache.evict(number)
+            return None
+        if not tail:
+            return cached
+        session = working_copy(cached)
+        for stored in tail:
+            event = self._log.mapper.to_domain_event(stored)
+            if not isinstance(event, Session.Event):
+                raise TypeError(f"session {number} holds a {type(event).__name__}")
+            event.mutate(session)
+        self.cache.put(session)
+        return session
+
+    def _load(self, number: int, version: int | None) -> Session | None:
+        if number < 1:
+            return None
+        with store_errors():
+            try:
+                session: object = self._log.repository.get(Session.create_id(number), version=version)
+            except AggregateNotFoundError:
+                return None
+        if not isinstance(session, Session):
+            raise TypeError(f"aggregate of session {number} is a {type(session).__name__}")
+        return session

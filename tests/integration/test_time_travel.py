@@ -54,14 +54,7 @@ def snapshot_sequences(service: Service, number: int) -> list[int]:
 
 
 def cached(service: Service, number: int) -> Session | None:
-    cache = service.log.repository.cache
-    assert cache is not None
-    try:
-        session = cache.get(Session.create_id(number))
-    except KeyError:
-        return None
-    assert isinstance(session, Session)
-    return session
+    return service.store.cache.get(number)
 
 
 def test_every_point_of_a_long_session_reads_as_its_events_left_it(
@@ -94,9 +87,8 @@ def test_a_read_of_the_past_never_reaches_the_aggregate_cache(
         service.sessions.get_session_as_of(scope, number, n)
         still = cached(service, number)
         assert still is not None and still.event_count == LENGTH
-    store = EventSourcedSessionStore(service.log, service.database)
-    service.log.repository.cache.get(Session.create_id(number), evict=True)  # type: ignore[union-attr]
-    store.get_as_of(number, 10)
+    service.store.cache.evict(number)
+    service.store.get_as_of(number, 10)
     assert cached(service, number) is None  # an old version is never put in the cache
     assert service.sessions.get_session(scope, number).event_count == LENGTH
 

@@ -2,89 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Collection, Sequence
-from uuid import UUID, uuid4
+from collections.abc import Iterator, Sequence
+from uuid import uuid4
 
 import pytest
 
-from application import services
+from application import group_commit
 from application.errors import ConcurrentUpdate, EventRejected, InvalidQuery, SessionNotFound
+from application.group_commit import MAX_ATTEMPTS, GroupCommit
 from application.notifications import Announcement
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.scope import Scope
-from application.services import MAX_ATTEMPTS, SessionFields, SessionService
-from domain.session import Session
+from application.services import SessionFields, SessionService
 from tests.factories import raw_event
+from tests.unit.fakes import FakeStore
 
 OWNER = Scope(account_id=1, user_id=10)
 STRANGER = Scope(account_id=1, user_id=11)
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.sessions: dict[int, Session] = {}
-        self.event_ids: dict[int, set[UUID]] = {}
-        self.conflicts_to_raise = 0
-        self.saves = 0
-        self.save_attempts = 0
-        self.loads = 0
-        self.announcements: list[Announcement | None] = []
-        self.histories: dict[int, list[object]] = {}
-        """Every event each session saved, in order, to replay for `get_as_of`."""
-        self.loads_as_of: list[tuple[int, int]] = []
-
-    def next_number(self) -> int:
-        return len(self.sessions) + 1
-
-    def get(self, number: int) -> Session:
-        self.loads += 1
-        if number not in self.sessions:
-            raise SessionNotFound(number)
-        return copy.deepcopy(self.sessions[number])
-
-    def save(self, session: Session, announcement: Announcement | None = None) -> None:
-        self.save_attempts += 1
-        if self.conflicts_to_raise:
-            self.conflicts_to_raise -= 1
-            raise ConcurrentUpdate("someone else saved first")
-        self.announcements.append(announcement)
-        pending = session.collect_events()
-        self.histories.setdefault(session.number, []).extend(pending)
-        self.event_ids.setdefault(session.number, set()).update(
-            e.event_id for e in pending if isinstance(e, Session.EventRecorded)
-        )
-        self.sessions[session.number] = session
-        self.saves += 1
-
-    def get_as_of(self, number: int, sequence: int) -> Session:
-        self.loads_as_of.append((number, sequence))
-        if number not in self.histories:
-            raise SessionNotFound(number)
-        events = self.histories[number][: sequence + 1]
-        if not 0 <= sequence < len(self.histories[number]):
-            raise ValueError(f"no event {sequence}")
-        session = None
-        for event in events:
-            session = event.mutate(session)  # type: ignore[attr-defined]
-        assert isinstance(session, Session)
-        return session
-
-    def recorded_event_ids(self, number: int, event_ids: Collection[UUID]) -> set[UUID]:
-        return self.event_ids.get(number, set()) & set(event_ids)
-
-    def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
-        mine = sorted(
-            (
-                n
-                for n, s in self.sessions.items()
-                if s.belongs_to(scope.account_id, scope.user_id)
-                and conversation_id in (None, s.external_conversation_id)
-            ),
-            reverse=True,
-        )
-        return mine[page.offset : page.offset + page.limit]
 
 
 class FakeStats:
@@ -116,8 +51,10 @@ def views() -> FakeViews:
 
 
 @pytest.fixture
-def service(store: FakeStore, views: FakeViews) -> SessionService:
-    return SessionService(store, views, FakeStats(), sleep=lambda _: None)
+def service(store: FakeStore, views: FakeViews) -> Iterator[SessionService]:
+    running = SessionService(store, views, FakeStats(), GroupCommit(store, sleep=lambda _: None))
+    yield running
+    running.close()
 
 
 def test_create_and_get_a_session(service: SessionService) -> None:
@@ -152,7 +89,7 @@ def test_handle_event_returns_the_session_as_updated(service: SessionService) ->
 
 def test_a_conflict_is_retried_until_it_succeeds(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = 3
+    store.conflicts[number] = 3
     handled = service.handle_events(OWNER, number, [raw_event(), raw_event()])
     assert handled.session.event_count == 2 and store.sessions[number].event_count == 2
 
@@ -161,11 +98,11 @@ def test_ids_already_recorded_are_not_recorded_again(service: SessionService, st
     number = service.create_session(OWNER).number
     first, second = str(uuid4()), str(uuid4())
     service.handle_events(OWNER, number, [raw_event(id=first)])
-    saves = store.saves
+    saves = len(store.groups)
     again = service.handle_events(OWNER, number, [raw_event(id=first), raw_event(id=second), raw_event(id=second)])
     assert again.new_event_count == 1 and again.session.event_count == 2
     retry = service.handle_event(OWNER, number, raw_event(id=first))
-    assert retry.new_event_count == 0 and store.saves == saves + 1
+    assert retry.new_event_count == 0 and len(store.groups) == saves + 1
 
 
 def test_an_invalid_event_in_a_batch_stores_nothing(service: SessionService, store: FakeStore) -> None:
@@ -203,7 +140,7 @@ def test_each_recording_call_announces_what_it_newly_recorded(service: SessionSe
     service.handle_events(OWNER, number, [raw_event(id=event_id), raw_event()])
     service.handle_event(OWNER, number, raw_event(event_type="session_status_changed", data={"new_status": "failed"}))
     service.handle_event(OWNER, number, raw_event(id=event_id))  # a retry records nothing, announces nothing
-    assert store.announcements[1:] == [
+    assert store.announcements == [
         Announcement(number, 1, 10, event_count=2),
         Announcement(
             number, 1, 10, event_count=1, session_update={"status": "failed", "external_conversation_id": None}
@@ -245,13 +182,16 @@ def test_a_call_that_records_nothing_new_answers_with_the_session(service: Sessi
     assert (retry.session.number, retry.session.event_count, retry.new_event_count) == (number, 1, 0)
 
 
-def test_each_attempt_loads_the_session_once(service: SessionService, store: FakeStore) -> None:
+def test_each_attempt_takes_the_session_once_and_reads_it_afresh_after_a_conflict(
+    service: SessionService, store: FakeStore
+) -> None:
     number = service.create_session(OWNER).number
     service.handle_event(OWNER, number, raw_event())
-    assert (store.loads, store.save_attempts) == (1, 2)  # the creation is the first save
-    store.conflicts_to_raise = 2
+    assert (store.loads, len(store.groups)) == ([(number, False)], 2)  # the creation is the first save
+    store.conflicts[number] = 2
     service.handle_event(OWNER, number, raw_event())
-    assert (store.loads, store.save_attempts) == (1 + 3, 2 + 3)
+    assert store.loads[1:] == [(number, False), (number, True), (number, True)]
+    assert len(store.groups) == 2 + 3
 
 
 def test_after_a_conflict_the_events_are_decided_again_on_a_fresh_session(
@@ -260,21 +200,21 @@ def test_after_a_conflict_the_events_are_decided_again_on_a_fresh_session(
     """The attempt that lost recorded the events on its copy of the session; the next attempt
     must start from the stored session, not add them a second time to that copy."""
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = 1
+    store.conflicts[number] = 1
     handled = service.handle_events(OWNER, number, [raw_event(), raw_event()])
     assert (handled.session.event_count, store.sessions[number].event_count, handled.new_event_count) == (2, 2, 2)
 
 
 def test_conflicts_are_retried_up_to_max_attempts_then_raised(service: SessionService, store: FakeStore) -> None:
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = MAX_ATTEMPTS - 1
+    store.conflicts[number] = MAX_ATTEMPTS - 1
     assert service.handle_event(OWNER, number, raw_event()).session.event_count == 1
-    assert store.save_attempts == 1 + MAX_ATTEMPTS
-    store.save_attempts = 0
-    store.conflicts_to_raise = MAX_ATTEMPTS
+    assert len(store.groups) == 1 + MAX_ATTEMPTS
+    store.groups.clear()
+    store.conflicts[number] = MAX_ATTEMPTS
     with pytest.raises(ConcurrentUpdate):
         service.handle_event(OWNER, number, raw_event())
-    assert store.save_attempts == MAX_ATTEMPTS
+    assert len(store.groups) == MAX_ATTEMPTS
     assert store.sessions[number].event_count == 1
 
 
@@ -282,12 +222,13 @@ def test_the_pause_between_attempts_is_a_random_jitter_growing_to_20_ms(
     store: FakeStore, views: FakeViews, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[object] = []
-    monkeypatch.setattr(services.random, "uniform", lambda low, high: ("uniform", low, high))
-    service = SessionService(store, views, FakeStats(), sleep=pauses.append)
+    monkeypatch.setattr(group_commit.random, "uniform", lambda low, high: ("uniform", low, high))
+    service = SessionService(store, views, FakeStats(), GroupCommit(store, sleep=pauses.append))
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = 12
+    store.conflicts[number] = 12
     service.handle_event(OWNER, number, raw_event())
-    assert pauses == [("uniform", 0, 0.002 * min(attempt, 10)) for attempt in range(1, 13)]
+    service.close()
+    assert pauses == [("uniform", 0, 0.002 * min(retry, 10)) for retry in range(1, 13)]
     assert pauses[-1] == ("uniform", 0, 0.02)
 
 
@@ -295,7 +236,7 @@ def test_notes_are_logged_once_after_the_save_whatever_the_retries(
     service: SessionService, store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = 2
+    store.conflicts[number] = 2
     with caplog.at_level(logging.DEBUG, logger="session_events.sessions"):
         service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
@@ -307,7 +248,7 @@ def test_notes_of_a_call_that_fails_are_not_logged(
     service: SessionService, store: FakeStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     number = service.create_session(OWNER).number
-    store.conflicts_to_raise = MAX_ATTEMPTS
+    store.conflicts[number] = MAX_ATTEMPTS
     with caplog.at_level(logging.DEBUG, logger="session_events.sessions"), pytest.raises(ConcurrentUpdate):
         service.handle_event(OWNER, number, raw_event(event_type="error_occurred", data={"message": "boom"}))
     assert caplog.records == []
