@@ -105,6 +105,15 @@ class HashedTokenStore:
         return revoked, True
 
     # --- authenticating (every request) -----------------------------------------------------
+    def remembered(self, token: str) -> Credential | None:
+        """The credential of a token this process accepted less than `CACHE_SECONDS` ago (revocation
+        and expiry checked), without asking the store; None when `authenticate` must."""
+        with self._lock:
+            remembered = self._known.get(_hash(token))
+        if remembered is None or remembered[1] <= self._clock():
+            return None
+        return self._still_valid(remembered[0], datetime.now(UTC))
+
     def authenticate(self, token: str) -> Credential:
         token_hash = _hash(token)
         now = datetime.now(UTC)

@@ -86,6 +86,12 @@ class TokenStore(Protocol):
         """Creates a token for the scope and returns it; it cannot be shown again."""
         ...
 
+    def remembered(self, token: str) -> Credential | None:
+        """What `authenticate` would give, when this process can tell without the store (a token
+        it accepted a moment ago); None when only `authenticate` can tell. Raises `TokenRejected`
+        for a remembered token since revoked or expired."""
+        ...
+
     def authenticate(self, token: str) -> Credential:
         """The token's credential; raises `TokenRejected` if it is unknown, revoked or expired.
         Records the token's last use (at most once a minute per process)."""

@@ -113,7 +113,7 @@ class Postgres(Database):
     def recorded_event_ids_of(self, wanted: Mapping[int, Collection[UUID]]) -> dict[int, set[UUID]]:
         pairs = [(number, event_id) for number, ids in wanted.items() for event_id in ids]
         rows = self.fetch_all(
-            "SELECT q.session_id, q.event_id FROM unnest(%s::bigint[], %s::uuid[]) AS q(session_id, event_id)"
+            "SELECT q.session_id, q.event_id FROM unnest(%b::bigint[], %b::uuid[]) AS q(session_id, event_id)"
             " WHERE EXISTS (SELECT 1 FROM session_event_ids e WHERE e.session_id = q.session_id"
             " AND e.event_id = q.event_id)",
             ([number for number, _ in pairs], [event_id for _, event_id in pairs]),

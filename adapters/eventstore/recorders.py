@@ -44,10 +44,11 @@ PIPELINE_LIMIT_BYTES = 1_000_000
 """Above this, a group's statements are sent one by one: psycopg's pipeline mode was seen to wedge
 for good on a request of several MB (inside the transaction holding the log's lock)."""
 
+# Arrays are passed in binary (`%b`): psycopg dumps them some ten times faster than as text.
 _OUTCOMES = """
 WITH input AS (
-  SELECT * FROM unnest(%(uuids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], %(states)s::bytea[],
-                       %(numbers)s::bigint[], %(event_ids)s::uuid[])
+  SELECT * FROM unnest(%(uuids)b::uuid[], %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[],
+                       %(numbers)b::bigint[], %(event_ids)b::uuid[])
     WITH ORDINALITY AS i(originator_id, originator_version, topic, state, number, event_id, n)
 ), gone AS (
   SELECT DISTINCT i.originator_id FROM input i
@@ -69,13 +70,13 @@ WITH input AS (
 ), feed AS (
   INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload)
   SELECT inserted.notification_id, f.kind, f.session_id, f.account_id, f.user_id, f.payload
-  FROM unnest(%(f_uuids)s::uuid[], %(f_versions)s::bigint[], %(f_kinds)s::text[], %(f_sessions)s::bigint[],
-              %(f_accounts)s::bigint[], %(f_users)s::bigint[], %(f_payloads)s::text[])
+  FROM unnest(%(f_uuids)b::uuid[], %(f_versions)b::bigint[], %(f_kinds)b::text[], %(f_sessions)b::bigint[],
+              %(f_accounts)b::bigint[], %(f_users)b::bigint[], %(f_payloads)b::text[])
     AS f(originator_id, originator_version, kind, session_id, account_id, user_id, payload)
   JOIN inserted USING (originator_id, originator_version)
 ), links AS (
   UPDATE session_directory d SET external_conversation_id = l.conversation_id
-  FROM unnest(%(l_numbers)s::bigint[], %(l_uuids)s::uuid[], %(l_conversations)s::text[])
+  FROM unnest(%(l_numbers)b::bigint[], %(l_uuids)b::uuid[], %(l_conversations)b::text[])
     AS l(number, originator_id, conversation_id)
   WHERE d.number = l.number AND l.originator_id IN (SELECT originator_id FROM inserted)
 )

@@ -6,6 +6,7 @@ the caller's scope, the token store and the notifier port; `/health` asks the se
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -69,10 +70,10 @@ def admit(tokens: TokenStore, limiter: RateLimiter | None, token: str) -> Creden
     return credential
 
 
-def provide_credential(request: Request[Any, Any, Any], state: State) -> Credential:
-    """The caller's credential from its `Authorization: Bearer <token>` header. Runs in a worker
-    thread (`sync_to_thread`): the token lookup (once a minute per token) and the rate limit's
-    counter are database round trips."""
+async def provide_credential(request: Request[Any, Any, Any], state: State) -> Credential:
+    """The caller's credential from its `Authorization: Bearer <token>` header. A token this
+    process accepted a moment ago is checked here, in the event loop; the store is asked (the
+    token lookup, once a minute per token, and the rate limit's counter) from a worker thread."""
     header = request.headers.get("authorization")
     if not header:
         raise Unauthenticated("invalid_request", "missing Authorization: Bearer <token> header")
@@ -80,8 +81,12 @@ def provide_credential(request: Request[Any, Any, Any], state: State) -> Credent
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise Unauthenticated("invalid_request", "malformed Authorization header; expected Bearer <token>")
+    tokens, limiter = provide_tokens(state), provide_limiter(state)
     try:
-        return admit(provide_tokens(state), provide_limiter(state), token)
+        credential = tokens.remembered(token)
+        if credential is not None and limiter is None:
+            return credential
+        return await asyncio.to_thread(admit, tokens, limiter, token)
     except TokenRejected as rejected:
         raise Unauthenticated("invalid_token", str(rejected)) from None
 
@@ -144,7 +149,7 @@ class ExactBody(AbstractDTO[T]):
 
 
 DEPENDENCIES = {
-    "credential": Provide(provide_credential, sync_to_thread=True),
+    "credential": Provide(provide_credential),
     "caller": Provide(provide_scope, sync_to_thread=False),
     "limiter": Provide(provide_limiter, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),

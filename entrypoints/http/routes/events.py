@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar import Response, get, post
 from litestar.params import Parameter
 
 from application.errors import EventRejected
 from application.queries import DEFAULT_EVENT_PAGE, MAX_OFFSET, MAX_PAGE, EventQuery, Order
+from application.recording import EventsHandled
+from application.validation import parse_event, parse_events
+from domain.session import NewEvent as ValidEvent
 from entrypoints.http import bodies, metrics
 from entrypoints.http.openapi import ContractOperation, errors_documented
 from entrypoints.http.providers import Caller, ExactBody, Sessions
@@ -26,7 +30,8 @@ from entrypoints.http.schemas import (
     session_out,
 )
 
-T = TypeVar("T")
+DECODE_IN_LOOP_BYTES = 64 * 1024
+"""Bodies up to this size are validated in the event loop (faster than a hop to a thread)."""
 
 _SIDE_EFFECTS = (
     "Side effects: `conversation_started` sets the session's `external_conversation_id` from "
@@ -46,13 +51,12 @@ _SIDE_EFFECTS = (
     return_dto=None,
     responses=errors_documented(400, 401, 404, 413, 422, 503),
     operation_class=ContractOperation,
-    sync_to_thread=True,
 )
-def record_event(
+async def record_event(
     session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
 ) -> Response[SessionEnvelope]:
-    handled = sessions.handle_event(
-        caller, session_id, _decoded_body(bodies.json_object, data, caller, session_id, sessions)
+    handled = await _recorded(
+        sessions, caller, session_id, lambda: [parse_event(bodies.json_object(data), session_id)], len(data)
     )
     metrics.recorded("single", submitted=1, new=handled.new_event_count)
     return answer(SessionEnvelope(session_out(handled.session)))
@@ -69,14 +73,20 @@ def record_event(
     return_dto=None,
     responses=errors_documented(400, 401, 404, 413, 422, 503),
     operation_class=ContractOperation,
-    sync_to_thread=True,
 )
-def record_events(
+async def record_events(
     session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
 ) -> Response[BatchRecorded]:
-    batch = _decoded_body(bodies.event_batch, data, caller, session_id, sessions)
-    handled = sessions.handle_events(caller, session_id, batch)
-    metrics.recorded("batch", submitted=len(batch), new=handled.new_event_count)
+    submitted = 0
+
+    def parse() -> list[ValidEvent]:
+        nonlocal submitted
+        batch = bodies.event_batch(data)
+        submitted = len(batch)
+        return parse_events(batch, session_id)
+
+    handled = await _recorded(sessions, caller, session_id, parse, len(data))
+    metrics.recorded("batch", submitted=submitted, new=handled.new_event_count)
     return answer(BatchRecorded(session_out(handled.session), handled.new_event_count))
 
 
@@ -118,15 +128,20 @@ def get_events(
     return answer(EventsEnvelope([event_out(e) for e in events]))
 
 
-def _decoded_body(
-    decode: Callable[[bytes], T], raw_body: bytes, caller: Caller, session_id: int, sessions: Sessions
-) -> T:
-    """A missing (or foreign) session is a 404 whatever the body: check it before reporting a body error."""
+async def _recorded(
+    sessions: Sessions, caller: Caller, session_id: int, parse: Callable[[], list[ValidEvent]], body_bytes: int
+) -> EventsHandled:
+    """Validates the body, then waits (without holding a thread) for the events to be durable.
+    A large body is decoded in a worker thread, so that the event loop keeps serving. A missing
+    (or foreign) session is a 404 whatever the body: it is checked before a body error is told.
+    A client that goes away while its call is still queued withdraws it (nothing is recorded);
+    once its group is being saved, it is recorded whole."""
     try:
-        return decode(raw_body)
+        events = parse() if body_bytes <= DECODE_IN_LOOP_BYTES else await asyncio.to_thread(parse)
     except (EventRejected, bodies.MalformedBody):
-        sessions.get_session(caller, session_id)
+        await asyncio.to_thread(sessions.get_session, caller, session_id)
         raise
+    return await asyncio.wrap_future(sessions.record(caller, session_id, events))
 
 
 ROUTES: list[Any] = [record_event, record_events, get_events]
