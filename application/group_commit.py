@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -63,6 +63,8 @@ class GroupSaved:
     calls: int
     events: int
     sessions: int
+    conflicts: int = 0
+    """Sessions left out because another process had saved them first (their calls go again)."""
 
 
 @dataclass(eq=False)
@@ -227,8 +229,6 @@ class GroupCommit:
             return self._after_unknown_outcome(work, sent, unavailable)
         except Exception as error:
             return self._after_failed_transaction(work, error)
-        if self._on_saved is not None:
-            self._on_saved(saved)
         retry: list[_Call] = []
         for number, w in work.items():
             outcome = outcomes.get(number, SaveOutcome.CONFLICT)
@@ -238,6 +238,9 @@ class GroupCommit:
                 self._fail([d.call for d in w.decided], SessionNotFound(number))
             else:
                 retry += self._again(w, ConcurrentUpdate(f"session {number} was saved by another writer"))
+        if self._on_saved is not None:
+            conflicts = sum(1 for outcome in outcomes.values() if outcome is SaveOutcome.CONFLICT)
+            self._on_saved(replace(saved, conflicts=conflicts))
         return self._in_arrival_order(retry, calls), {c.session_id for c in retry}
 
     def _decide(self, calls: list[_Call], refresh: set[int]) -> dict[int, _SessionWork]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from application.errors import EventRejected, InvalidQuery, SessionNotFound
-from application.group_commit import GroupCommit
+from application.group_commit import GroupCommit, GroupSaved
 from application.ports import EventViews, SessionStore, StatsViews
 from application.queries import EventQuery, Page, RecordedEvent, SessionStats
 from application.recording import EventsHandled, SaveOutcome, SessionChanges
@@ -21,6 +21,10 @@ class SessionService:
         self._views = views
         self._stats = stats
         self._recorder = recorder
+
+    def observe_groups(self, on_saved: Callable[[GroupSaved], None]) -> None:
+        """Calls `on_saved` after each transaction of recording calls (for metrics)."""
+        self._recorder.observe(on_saved)
 
     def close(self) -> None:
         """Records what is queued, then stops recording (the service is shutting down)."""

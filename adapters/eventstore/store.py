@@ -77,9 +77,11 @@ class EventSourcedSessionStore:
                 outcomes[session.number] = SaveOutcome.SAVED
                 self.cache.put(session)
                 self._log.snapshot_if_due(session, pending[session.number])
-            else:
-                outcomes[session.number] = SaveOutcome.GONE if session.id in written.gone else SaveOutcome.CONFLICT
+            elif session.id in written.gone:
+                outcomes[session.number] = SaveOutcome.GONE
                 self.cache.evict(session.number)
+            else:  # the cached session is behind: `for_update(refresh=...)` brings it up to date
+                outcomes[session.number] = SaveOutcome.CONFLICT
         return outcomes
 
     def numbers_in_scope(self, scope: Scope, page: Page, conversation_id: str | None = None) -> Sequence[int]:
@@ -99,22 +101,23 @@ class EventSourcedSessionStore:
 
     # --- loading --------------------------------------------------------------------------------
     def _current(self, number: int) -> Session | None:
-        """The session as stored now, None if it does not exist: the cached one brought up to
-        date (one read), or loaded (snapshot and events). The cache only ever gets new objects."""
+        """The session as stored now, None if it does not exist (or no longer: erased): the cached
+        one, or one loaded from its snapshot and events, brought up to date and confirmed in one
+        read. The cache only ever gets new objects."""
         if number < 1:
             return None
         cached = self.cache.get(number)
         if cached is None:
-            session = self._load(number, version=None)
-            if session is not None:
-                self.cache.put(session)
-            return session
+            cached = self._load(number, version=None)
+            if cached is None:
+                return None
         with store_errors():
             tail = self._db.session_tail(number, cached.id, cached.version)
         if tail is None:
             self.cache.evict(number)
             return None
         if not tail:
+            self.cache.put(cached)
             return cached
         session = working_copy(cached)
         for stored in tail:

@@ -25,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from adapters.readmodel.projection import FAILED, LIVE, REBUILDING, ProjectionStatus
+from application.group_commit import GroupSaved
 from entrypoints.http.providers import Wired, provide_service
 
 PREFIX = "session_events"
@@ -61,6 +62,20 @@ POOL_WAITING = Gauge(
     "Requests waiting for a PostgreSQL pool connection as each process last saw them after a request",
     multiprocess_mode="livesum",
 )
+GROUP_CALLS = Histogram(
+    f"{PREFIX}_group_commit_calls",
+    "Recording calls saved together in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+GROUP_EVENTS = Histogram(
+    f"{PREFIX}_group_commit_events",
+    "Events saved in one transaction (group commit)",
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000),
+)
+GROUP_CONFLICTS = Counter(
+    f"{PREFIX}_group_commit_conflicts",
+    "Sessions left out of a transaction because another process had saved them first (decided again)",
+)
 STATES = (LIVE, FAILED, REBUILDING)
 
 for transport in ("sse", "websocket"):
@@ -74,6 +89,13 @@ def recorded(kind: str, submitted: int, new: int) -> None:
     RECORDING_CALLS.labels(kind).inc()
     EVENTS_RECORDED.inc(new)
     EVENTS_DUPLICATE.inc(submitted - new)
+
+
+def group_saved(group: GroupSaved) -> None:
+    """A transaction of the committer: how many calls and events it carried, and conflicts met."""
+    GROUP_CALLS.observe(group.calls)
+    GROUP_EVENTS.observe(group.events)
+    GROUP_CONFLICTS.inc(group.conflicts)
 
 
 @contextmanager
@@ -151,7 +173,8 @@ def scrape(statuses: Callable[[], Sequence[ProjectionStatus]]) -> bytes:
     "/metrics",
     summary="Prometheus metrics",
     description="Prometheus text format, summed over every worker process: requests by route template and "
-    "status with latency histograms, events recorded (duplicates apart), recording calls by kind, each "
+    "status with latency histograms, events recorded (duplicates apart), recording calls by kind, calls and "
+    "events per transaction (group commit) and conflicts, each "
     "projection's position, lag and state, open live-notification streams and PostgreSQL pool usage. "
     "No token: expose it only where the scraper can reach it.",
     tags=["health"],

@@ -138,7 +138,9 @@ def test_an_id_sent_by_two_calls_of_one_group_is_recorded_once(committer: GroupC
     assert store.sessions[number].event_count == 2
 
 
-def test_a_conflict_on_one_session_holds_back_only_its_own_calls(committer: GroupCommit, store: FakeStore) -> None:
+def test_a_conflict_on_one_session_holds_back_only_its_own_calls(
+    committer: GroupCommit, store: FakeStore, saved: list[GroupSaved]
+) -> None:
     a, b, c = sessions(store, 3)
     store.conflicts[b] = 1
     _, futures = queued_behind_a_transaction(
@@ -147,6 +149,7 @@ def test_a_conflict_on_one_session_holds_back_only_its_own_calls(committer: Grou
     assert [h.session.event_count for h in results(futures)] == [1, 1, 1]
     assert store.groups[-2:] == [[(a, 1), (b, 1), (c, 1)], [(b, 1)]]  # only b is decided and saved again
     assert store.loads[-1] == (b, True)  # on the session read afresh
+    assert [(g.calls, g.conflicts) for g in saved[-2:]] == [(3, 1), (1, 0)]
 
 
 def test_a_session_gone_meanwhile_fails_its_calls_only(committer: GroupCommit, store: FakeStore) -> None:
