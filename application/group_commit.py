@@ -5,10 +5,12 @@ log and one commit flush.
 One committer thread per process takes what has queued (bounded in events and bytes, so that a
 group stays quick), and for each group:
 1. takes a copy of every session concerned (as this process last saw it: no round trip),
-2. asks the store once which client-chosen event ids those sessions already recorded,
-3. decides each call in arrival order on its session: calls for the same session apply in order
+2. decides each call in arrival order on its session: calls for the same session apply in order
    to the same copy, each seeing the session as the calls before it left it,
-4. saves every session's new events in one transaction, with each call's announcement.
+3. saves every session's new events in one transaction, with each call's announcement. The
+   client-chosen event ids are checked by that transaction, under the log's lock: a session that
+   has already recorded one (a client retrying) is left out, and its calls are decided again
+   once the store has said which ids it knows (so a first attempt costs no read).
 Each call is answered only after its own events are durable, with exactly its own result (the
 session as its events left it). A session another process wrote meanwhile is left out of the
 transaction by the store (a conflict) and only its calls are decided again, on the session as
@@ -98,6 +100,8 @@ class _SessionWork:
     session: Session
     recorded_ids: set[UUID] = field(default_factory=set)
     decided: list[_Decided] = field(default_factory=list)
+    unverified_ids: set[UUID] = field(default_factory=set)
+    """Client-chosen ids decided on without asking the store first: the save checks them."""
 
     @property
     def changed(self) -> bool:
@@ -216,7 +220,10 @@ class GroupCommit:
                 del work[number]
         if not work:
             return [], set()
-        changes = [SessionChanges(w.session, [d.announced for d in w.decided if d.announced]) for w in work.values()]
+        changes = [
+            SessionChanges(w.session, [d.announced for d in w.decided if d.announced], frozenset(w.unverified_ids))
+            for w in work.values()
+        ]
         sent = {number: self._sent_ids(w) for number, w in work.items()}
         saved = GroupSaved(
             calls=sum(len(w.decided) for w in work.values()),
@@ -247,8 +254,8 @@ class GroupCommit:
         numbers = {c.session_id for c in calls}
         sessions = self._store.for_update(numbers, refresh=refresh & numbers)
         wanted: dict[int, set[UUID]] = {}
-        for call in calls:
-            if ids := call.ids_to_check():
+        for call in calls:  # a call's first attempt leaves its ids to the save to check
+            if (call.attempts or call.sent_ids) and (ids := call.ids_to_check()):
                 wanted.setdefault(call.session_id, set()).update(ids)
         known = self._store.recorded_event_ids(wanted) if wanted else {}
         stale = {n for n, ids in known.items() if ids and n not in refresh and n in sessions}
@@ -275,6 +282,8 @@ class GroupCommit:
 
     @staticmethod
     def _decide_call(call: _Call, work: _SessionWork, known: set[UUID]) -> _Decided:
+        if not call.attempts and not call.sent_ids:
+            work.unverified_ids.update(e.event_id for e in call.events if e.id_from_client)
         call.attempts += 1
         session = work.session
         fresh = [e for e in call.events if e.event_id not in known and e.event_id not in work.recorded_ids]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from uuid import UUID
 
 from application.notifications import Announcement
 from domain.session import Session
@@ -39,12 +40,17 @@ class SessionChanges:
 
     session: Session
     announced: Sequence[CallAnnounced] = ()
+    unverified_ids: frozenset[UUID] = frozenset()
+    """Client-chosen ids of the pending events that were not looked up before deciding: the save
+    looks them up itself, and if the session has recorded one, the session is not saved (a
+    `CONFLICT`: decide again, knowing which)."""
 
 
 class SaveOutcome(Enum):
     SAVED = "saved"
     CONFLICT = "conflict"
-    """Another writer saved the session since this copy of it was loaded: nothing of it was
-    saved; decide its calls again on the session as stored now."""
+    """Another writer saved the session since this copy of it was loaded, or it has already
+    recorded one of its `unverified_ids`: nothing of it was saved; decide its calls again on the
+    session as stored now."""
     GONE = "gone"
     """The session no longer exists (it was erased): nothing of it was saved."""

@@ -6,7 +6,8 @@ Alongside the stored events the transaction writes, for each session (tables des
 once linked), `session_event_ids` (idempotent appends) and one `session_feed` notification per
 recording call, at the log position of the call's last event (the notification outbox). A
 session whose copy was out of date (another writer saved it since: a version already stored)
-or that is gone from `session_directory` (erased) is left out whole; the others are written."""
+or that is gone from `session_directory` (erased), or that has already recorded one of the
+client-chosen ids it was given to check, is left out whole; the others are written."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ class GroupRows:
     """(number, session uuid, conversation id) of sessions the group links to a conversation."""
     feed: list[FeedRow] = field(default_factory=list)
     numbers_by_uuid: dict[UUID, int] = field(default_factory=dict)
+    unverified: list[tuple[UUID, int, UUID]] = field(default_factory=list)
+    """(session uuid, number, event id) of client-chosen ids to look up under the lock: a session
+    that has recorded one is left out (a conflict)."""
 
     @property
     def state_bytes(self) -> int:
@@ -79,6 +83,7 @@ def group_rows(changes: Sequence[SessionChanges], mapper: Mapper[Any]) -> GroupR
     for change in changes:
         session = change.session
         rows.numbers_by_uuid[session.id] = session.number
+        rows.unverified += [(session.id, session.number, event_id) for event_id in change.unverified_ids]
         for event in session.collect_events():
             rows.stored.append(mapper.to_stored_event(event))
             rows.numbers.append(session.number)

@@ -56,6 +56,10 @@ WITH input AS (
 ), conflicted AS (
   SELECT DISTINCT i.originator_id FROM input i
   JOIN {events} e ON e.originator_id = i.originator_id AND e.originator_version = i.originator_version
+  UNION
+  SELECT DISTINCT u.originator_id FROM unnest(%(u_uuids)b::uuid[], %(u_numbers)b::bigint[], %(u_ids)b::uuid[])
+    AS u(originator_id, number, event_id)
+  WHERE EXISTS (SELECT 1 FROM session_event_ids e WHERE e.session_id = u.number AND e.event_id = u.event_id)
 ), inserted AS (
   INSERT INTO {events} (originator_id, originator_version, topic, state)
   SELECT originator_id, originator_version, topic, state FROM input
@@ -182,6 +186,9 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
             "l_numbers": [number for number, _, _ in rows.links],
             "l_uuids": [session_uuid for _, session_uuid, _ in rows.links],
             "l_conversations": [conversation for _, _, conversation in rows.links],
+            "u_uuids": [session_uuid for session_uuid, _, _ in rows.unverified],
+            "u_numbers": [number for _, number, _ in rows.unverified],
+            "u_ids": [event_id for _, _, event_id in rows.unverified],
         }
 
 
@@ -221,7 +228,7 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                      to_sqlite_time(entry.created_at)),
                 )
                 gone.discard(entry.session_uuid)
-            conflicted = self._conflicted(c, rows) - gone
+            conflicted = (self._conflicted(c, rows) | self._known(c, rows)) - gone
             saved: dict[UUID, int] = {}
             positions: dict[tuple[UUID, int], int] = {}
             ids: list[tuple[int, str]] = []
@@ -283,6 +290,18 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(f"SELECT number FROM session_directory WHERE number IN ({marks})", chunk)  # noqa: S608 (placeholders)
             present.update(int(row[0]) for row in c.fetchall())
         return present
+
+    @staticmethod
+    def _known(c: Any, rows: GroupRows) -> set[UUID]:
+        """Sessions that have already recorded one of the client-chosen ids they were given."""
+        known: set[UUID] = set()
+        for session_uuid, number, event_id in rows.unverified:
+            if session_uuid in known:
+                continue
+            c.execute("SELECT 1 FROM session_event_ids WHERE session_id = ? AND event_id = ?", (number, str(event_id)))
+            if c.fetchone() is not None:
+                known.add(session_uuid)
+        return known
 
     def _conflicted(self, c: Any, rows: GroupRows) -> set[UUID]:
         """Sessions whose first new version is already stored: a session's versions are stored

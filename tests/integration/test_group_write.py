@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from uuid import uuid4
 
 import pytest
 
@@ -94,3 +95,24 @@ def test_a_new_session_and_its_events_are_saved_with_its_directory_row_in_one_gr
     assert service.store.save_changes([SessionChanges(created)]) == {number: SaveOutcome.SAVED}
     assert service.sessions.get_session(scope, number).event_count == 1
     assert [s.number for s in service.sessions.list_sessions(scope, Page())] == [number]
+
+
+def test_a_session_that_already_recorded_a_client_chosen_id_it_is_given_is_left_out(
+    service: Service, scope: Scope
+) -> None:
+    """A client retrying: the save looks the id up under the lock instead of a read before."""
+    retried, other = service.sessions.create_session(scope).number, service.sessions.create_session(scope).number
+    event_id = uuid4()
+    service.sessions.handle_event(scope, retried, raw_event(id=str(event_id)))
+    copies = service.store.for_update([retried, other])
+    copies[retried].record([new_event(event_id=event_id, id_from_client=True)])
+    copies[other].record([new_event(event_id=uuid4(), id_from_client=True)])
+    outcomes = service.store.save_changes(
+        [
+            SessionChanges(copies[retried], unverified_ids=frozenset({event_id})),
+            SessionChanges(copies[other], unverified_ids=frozenset(e.event_id for e in copies[other].pending_events)),
+        ]
+    )
+    assert outcomes == {retried: SaveOutcome.CONFLICT, other: SaveOutcome.SAVED}
+    assert service.sessions.get_session(scope, retried).event_count == 1
+    assert service.sessions.get_session(scope, other).event_count == 1

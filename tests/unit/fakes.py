@@ -101,6 +101,9 @@ class FakeStore:
             if number in self.gone:
                 outcomes[number] = SaveOutcome.GONE
                 continue
+            if change.unverified_ids & self.event_ids.get(number, set()):
+                outcomes[number] = SaveOutcome.CONFLICT  # a client retrying: decide again, knowing
+                continue
             if self.conflicts.get(number, 0) > 0:
                 self.conflicts[number] -= 1
                 outcomes[number] = SaveOutcome.CONFLICT

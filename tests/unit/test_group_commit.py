@@ -340,3 +340,17 @@ def test_a_retried_call_whose_ids_are_recorded_answers_with_the_session_as_store
     retry = committer.submit(OWNER, number, [new_event(event_id=event_id, id_from_client=True)]).result(timeout=5)
     assert (retry.new_event_count, retry.session.event_count) == (0, 1)
     assert store.loads == [(number, False), (number, True)]  # read afresh: another process may have moved it
+
+
+def test_a_first_attempt_asks_no_question_and_the_save_catches_an_id_already_recorded(
+    committer: GroupCommit, store: FakeStore
+) -> None:
+    [number] = sessions(store, 1)
+    fresh = [new_event(id_from_client=True) for _ in range(3)]
+    committer.submit(OWNER, number, fresh).result(timeout=5)
+    assert store.id_queries == []  # new ids cost no read
+    repeated = fresh[1]
+    handled = committer.submit(OWNER, number, [repeated, new_event(id_from_client=True)]).result(timeout=5)
+    assert (handled.new_event_count, handled.session.event_count) == (1, 4)
+    assert store.id_queries[-1][number] >= {repeated.event_id}  # asked only once the save had refused it
+    assert store.sessions[number].event_count == 4

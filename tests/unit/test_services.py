@@ -98,11 +98,12 @@ def test_ids_already_recorded_are_not_recorded_again(service: SessionService, st
     number = service.create_session(OWNER).number
     first, second = str(uuid4()), str(uuid4())
     service.handle_events(OWNER, number, [raw_event(id=first)])
-    saves = len(store.groups)
     again = service.handle_events(OWNER, number, [raw_event(id=first), raw_event(id=second), raw_event(id=second)])
     assert again.new_event_count == 1 and again.session.event_count == 2
+    saves = len(store.groups)
     retry = service.handle_event(OWNER, number, raw_event(id=first))
-    assert retry.new_event_count == 0 and len(store.groups) == saves + 1
+    assert retry.new_event_count == 0 and store.sessions[number].event_count == 2
+    assert len(store.groups) == saves + 1  # the save found the id recorded; decided again, nothing to save
 
 
 def test_an_invalid_event_in_a_batch_stores_nothing(service: SessionService, store: FakeStore) -> None:
