@@ -8,10 +8,12 @@ fields, so neither session ids nor query strings reach them)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,25 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
+class _RequestIds:
+    """New request ids: this process's random prefix and a counter. Unique across processes and
+    restarts like a UUID, without asking the kernel for randomness on every request (a system
+    call, during which another thread may take the interpreter for milliseconds)."""
+
+    def __init__(self) -> None:
+        self._prefix = ""
+        self._pid = 0
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        if self._pid != os.getpid():  # a forked process gets a prefix of its own
+            self._pid, self._prefix, self._count = os.getpid(), secrets.token_hex(8), itertools.count(1)
+        return f"{self._prefix}{next(self._count):08x}"
+
+
+_new_request_id = _RequestIds()
+
+
 def request_id_of(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER.encode():
@@ -32,7 +53,7 @@ def request_id_of(scope: Scope) -> str:
             if _SANE_REQUEST_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return _new_request_id.next()
 
 
 class ObservedRequests:
