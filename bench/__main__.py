@@ -28,9 +28,17 @@ DOCS = ROOT / "docs"
 
 
 def cases() -> dict[int, Case]:
-    from bench.cases import ingest, single
+    from bench.cases import ingest, lag, long_session, memory, projection, reads, single
 
-    return {1: ingest.run, 2: single.run}
+    return {
+        1: ingest.run,
+        2: single.run,
+        3: long_session.run,
+        4: projection.run,
+        5: lag.run,
+        6: reads.run,
+        7: memory.run,
+    }
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -46,7 +54,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="where report.json and chart.png go (default bench/results/<time>)")
     parser.add_argument("--cases", default="1,2,3,4,5,6,7", help="which cases, e.g. 1,2 (default all)")
     parser.add_argument("--profile", action="store_true", help="py-spy profiles of the server in the write cases")
-    parser.add_argument("--publish", action="store_true", help="also write docs/performance.md and docs/performance.png")
+    parser.add_argument(
+        "--publish", action="store_true", help="also write docs/performance.md and docs/performance.png"
+    )
     parser.add_argument("--render-only", type=Path, metavar="REPORT_JSON", help="re-render the docs from a report")
     args = parser.parse_args(argv)
     try:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from bench.events import Event
 from bench.load import Job, Run, run_clients
@@ -107,7 +108,10 @@ class PostgresBaseline:
 
     def copy_table(self, source: str, rows_per_transaction: int) -> tuple[int, float]:
         target = f"bench_copy_of_{source}"
-        with self._connect() as conn, conn.cursor() as cursor:
+        with self._connect() as conn:
+            for json_type in ("json", "jsonb"):  # rows as the projection has them: JSON as text
+                conn.adapters.register_loader(json_type, TextLoader)
+            cursor = conn.cursor()
             conn.execute(f"DROP TABLE IF EXISTS {target}")
             conn.execute(f"CREATE TABLE {target} (LIKE {source} INCLUDING ALL)")
             cursor.execute(f"SELECT * FROM {source}")

@@ -36,16 +36,28 @@ def draw(report: Mapping[str, Any], path: Path) -> None:
     for axis, (title, entries) in zip(axes.flat, panels.items(), strict=False):
         labels = [STORE_TITLES.get(kind, kind) for kind, _ in entries]
         values = [0.0 if math.isnan(check.value) else check.value for _, check in entries]
-        colours = [COLOURS.get(check.verdict.split(" ")[0].replace("fail", "FAIL"), COLOURS["-"]) for _, check in entries]
+        colours = [
+            COLOURS.get(check.verdict.split(" ")[0].replace("fail", "FAIL"), COLOURS["-"]) for _, check in entries
+        ]
         bars = axis.bar(labels, values, color=colours, width=0.5)
         for bar, (_, check) in zip(bars, entries, strict=True):
             text = "n/a" if math.isnan(check.value) else f"{check.value:.3g}"
-            axis.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=9)
+            axis.annotate(
+                text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=9
+            )
         first = entries[0][1]
         if first.threshold is not None:
-            axis.axhline(first.threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {first.comparison} {first.threshold:g}")
+            axis.axhline(
+                first.threshold,
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label=f"threshold {first.comparison} {first.threshold:g}",
+            )
         if first.goal is not None:
-            axis.axhline(first.goal, color="black", linestyle=":", linewidth=1, label=f"goal {first.comparison} {first.goal:g}")
+            axis.axhline(
+                first.goal, color="black", linestyle=":", linewidth=1, label=f"goal {first.comparison} {first.goal:g}"
+            )
         if first.threshold is not None or first.goal is not None:
             axis.legend(fontsize=7, loc="best")
         top = max([*values, first.threshold or 0.0, first.goal or 0.0]) or 1.0
@@ -53,10 +65,13 @@ def draw(report: Mapping[str, Any], path: Path) -> None:
         axis.set_ylabel(first.unit if first.unit != "x" else "ratio")
         axis.set_title("\n".join(textwrap.wrap(title, 38)), fontsize=9)
         axis.tick_params(labelsize=8)
-    for axis in list(axes.flat)[len(panels):]:
+    for axis in list(axes.flat)[len(panels) :]:
         axis.axis("off")
     quick = " (quick run: indicative only)" if report["run"]["quick"] else ""
-    figure.suptitle(f"session-events benchmark {report['machine']['date'][:10]}{quick}: green pass, red fail, grey info", fontsize=11)
+    figure.suptitle(
+        f"session-events benchmark {report['machine']['date'][:10]}{quick}: green pass, red fail, grey info",
+        fontsize=11,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -35,8 +35,16 @@ class Connection:
             self._headers["Authorization"] = f"Bearer {token}"
 
     def request(self, method: str, path: str, body: bytes | None = None, expect: int = 200) -> bytes:
-        self._conn.request(method, path, body=body, headers=self._headers)
-        response = self._conn.getresponse()
+        try:
+            self._conn.request(method, path, body=body, headers=self._headers)
+            response = self._conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closes a connection left idle past its keep-alive timeout (uvicorn: 5 s)
+            # before reading the next request: send it again on a new one. Events carry their
+            # ids, so even a POST that had been read would be recorded once.
+            self._conn.close()
+            self._conn.request(method, path, body=body, headers=self._headers)
+            response = self._conn.getresponse()
         payload = response.read()
         if response.status != expect:
             raise RequestFailed(f"{method} {path}: {response.status} {payload[:300]!r}")

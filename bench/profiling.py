@@ -24,8 +24,20 @@ def available() -> str | None:
 def recording(pid: int, raw_path: Path, rate: int = 200) -> Iterator[None]:
     """Samples `pid` and its children into `raw_path` (collapsed stacks) until the block ends."""
     process = subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", str(rate),
-         "--output", str(raw_path), "--nonblocking"],
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--format",
+            "raw",
+            "--rate",
+            str(rate),
+            "--output",
+            str(raw_path),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

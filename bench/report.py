@@ -54,8 +54,12 @@ def number(value: float | None, unit: str) -> str:
 def summary_cells(summary: Summary) -> list[str]:
     if summary.n == 1:
         return [number(summary.median, summary.unit), "", "", summary.unit]
-    return [number(summary.median, summary.unit), number(summary.min, summary.unit),
-            number(summary.max, summary.unit), summary.unit]
+    return [
+        number(summary.median, summary.unit),
+        number(summary.min, summary.unit),
+        number(summary.max, summary.unit),
+        summary.unit,
+    ]
 
 
 def check_cells(check: Check) -> list[str]:
@@ -73,6 +77,7 @@ def table(header: list[str], rows: list[list[str]], right: int = 1) -> list[str]
 
 def render_markdown(report: Mapping[str, Any], chart: str | None) -> str:
     machine, run = report["machine"], report["run"]
+    dirty = " (with uncommitted changes)" if machine["git_dirty"] else ""
     lines = [
         "# Performance",
         "",
@@ -87,7 +92,7 @@ def render_markdown(report: Mapping[str, Any], chart: str | None) -> str:
         f" {_load(machine.get('load_average_after'))} after). Python {machine['python']},"
         f" PostgreSQL {machine['postgresql'] or 'n/a'}, SQLite {machine['sqlite']}, "
         + ", ".join(f"{name} {v}" for name, v in machine["libraries"].items() if v)
-        + f". Commit `{(machine['git_commit'] or 'unknown')[:12]}`{' (with uncommitted changes)' if machine['git_dirty'] else ''}.",
+        + f". Commit `{(machine['git_commit'] or 'unknown')[:12]}`{dirty}.",
         "",
         "Every figure is the median of the repetitions (min and max beside it), and every ratio is taken"
         " against a raw-driver baseline measured in the same run on the same database: the machine is"
@@ -120,7 +125,9 @@ def render_markdown(report: Mapping[str, Any], chart: str | None) -> str:
         for case in store["cases"]:
             lines += [f"### {case['number']}. {case['title']}", ""]
             rows = [[name, *summary_cells(Summary.from_dict(s))] for name, s in case["figures"].items()]
-            rows += [[f"baseline: {name}", *summary_cells(Summary.from_dict(s))] for name, s in case["baseline"].items()]
+            rows += [
+                [f"baseline: {name}", *summary_cells(Summary.from_dict(s))] for name, s in case["baseline"].items()
+            ]
             if case.get("server_peak_rss_mib") is not None:
                 rows.append(["server peak RSS (VmHWM)", number(case["server_peak_rss_mib"], "MiB"), "", "", "MiB"])
             lines += table(["measure", "median", "min", "max", "unit"], rows)

@@ -86,10 +86,7 @@ class Check:
     def verdict(self) -> str:
         if self.threshold is None:
             return "-"
-        if math.isnan(self.value):
-            word = "NO FIGURE"
-        else:
-            word = "pass" if self.passed else "FAIL"
+        word = "NO FIGURE" if math.isnan(self.value) else "pass" if self.passed else "FAIL"
         return word if self.enforced else f"{word.lower()} (info)"
 
     def as_dict(self) -> dict[str, Any]:

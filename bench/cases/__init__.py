@@ -71,16 +71,21 @@ class Context:
 
     @contextmanager
     def serving(self, label: str, result: CaseResult) -> Iterator[tuple[Store, Server, str]]:
-        """A fresh store, a server on it and a token for a scope of the case's own; the server's
-        peak memory (VmHWM) is recorded into `result` when the block ends."""
-        with self.stores.fresh(label) as store:
-            server = Server(store.url, store.workdir, self.workers)
-            try:
-                account = self.next_account()
-                yield store, server, server.token(account, account)
-                result.server_peak_rss_mib = max(result.server_peak_rss_mib or 0.0, server.memory_mib("VmHWM"))
-            finally:
-                server.stop()
+        """A fresh store, a server on it and a token for a scope of the case's own."""
+        with self.stores.fresh(label) as store, self.server_on(store, result) as (server, token):
+            yield store, server, token
+
+    @contextmanager
+    def server_on(self, store: Store, result: CaseResult) -> Iterator[tuple[Server, str]]:
+        """A server on `store` and a token for a new scope; the server's peak memory (VmHWM) is
+        recorded into `result` when the block ends, and the server stopped."""
+        server = Server(store.url, store.workdir, self.workers)
+        try:
+            account = self.next_account()
+            yield server, server.token(account, account)
+            result.server_peak_rss_mib = max(result.server_peak_rss_mib or 0.0, server.memory_mib("VmHWM"))
+        finally:
+            server.stop()
 
     @contextmanager
     def profiled(self, server: Server, name: str) -> Iterator[None]:

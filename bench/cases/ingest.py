@@ -30,8 +30,10 @@ def run(context: Context) -> CaseResult:
         def app_pass() -> float:
             sessions = [admin.create_session() for _ in range(CLIENTS)]
             plans = [
-                [(f"/api/sessions/{s}/events/batch", factory.batch_body(BATCH))
-                 for _ in range(config.ingest_batches_per_client)]
+                [
+                    (f"/api/sessions/{s}/events/batch", factory.batch_body(BATCH))
+                    for _ in range(config.ingest_batches_per_client)
+                ]
                 for s in sessions
             ]
             run_ = run_clients([posting(server.port, token, plan) for plan in plans])
@@ -44,7 +46,9 @@ def run(context: Context) -> CaseResult:
             progress(f"case 1, repetition {rep + 1}/{config.repetitions}: baseline, then the service")
             rows = []
             for _ in range(CLIENTS):
-                rows.append(baselines.rows_of(next_baseline_session, factory.events(BATCH * config.ingest_batches_per_client)))
+                rows.append(
+                    baselines.rows_of(next_baseline_session, factory.events(BATCH * config.ingest_batches_per_client))
+                )
                 next_baseline_session += 1
             base_run = baseline.bulk(rows, BATCH)
             base_rates.append(sum(map(len, rows)) / base_run.seconds)
@@ -63,8 +67,14 @@ def run(context: Context) -> CaseResult:
     result.figures["load generator CPU (share of a core)"] = Summary.of(client_cpu, "cores")
     result.baseline[f"{baseline.name_bulk}, {BATCH} rows/transaction, {CLIENTS} clients"] = base
     result.checks.append(
-        Check("batch ingest / bulk baseline", ratio(app.median, base.median), 0.35, ">=", goal=0.5,
-              enforced=context.enforced)
+        Check(
+            "batch ingest / bulk baseline",
+            ratio(app.median, base.median),
+            0.35,
+            ">=",
+            goal=0.5,
+            enforced=context.enforced,
+        )
     )
     context.learnt["batch_events_per_second"] = app.median
     return result

@@ -33,7 +33,9 @@ def run(context: Context) -> CaseResult:
         def app_pass(clients: int) -> tuple[float, list[float]]:
             per_client = config.single_events // clients
             sessions = [admin.create_session() for _ in range(clients)]
-            plans = [[(f"/api/sessions/{s}/events", factory.single_body()) for _ in range(per_client)] for s in sessions]
+            plans = [
+                [(f"/api/sessions/{s}/events", factory.single_body()) for _ in range(per_client)] for s in sessions
+            ]
             run_ = run_clients([posting(server.port, token, plan) for plan in plans])
             expected.update({s: per_client for s in sessions})
             client_cpu.append(run_.client_cpu_share)
@@ -41,7 +43,9 @@ def run(context: Context) -> CaseResult:
 
         for rep in range(config.repetitions):
             for clients in (4, 16):
-                progress(f"case 2, repetition {rep + 1}/{config.repetitions}, {clients} clients: baseline, then the service")
+                progress(
+                    f"case 2, repetition {rep + 1}/{config.repetitions}, {clients} clients: baseline, then the service"
+                )
                 per_client = config.single_events // clients
                 rows = [baselines.rows_of(next(baseline_session), factory.events(per_client)) for _ in range(clients)]
                 base_run = baseline.single(rows)
@@ -71,10 +75,22 @@ def run(context: Context) -> CaseResult:
     base_four = result.baseline[f"{baseline.name_single}, 4 clients"].median
     base_sixteen = result.baseline[f"{baseline.name_single}, 16 clients"].median
     result.checks += [
-        Check("single events, 4 clients / one-row transactions", ratio(four, base_four), 0.2, ">=", goal=0.3,
-              enforced=context.enforced),
-        Check("single events, 16 clients / 4 clients", ratio(sixteen, four), 1.8, ">=", goal=2.0,
-              enforced=context.enforced),
+        Check(
+            "single events, 4 clients / one-row transactions",
+            ratio(four, base_four),
+            0.2,
+            ">=",
+            goal=0.3,
+            enforced=context.enforced,
+        ),
+        Check(
+            "single events, 16 clients / 4 clients",
+            ratio(sixteen, four),
+            1.8,
+            ">=",
+            goal=2.0,
+            enforced=context.enforced,
+        ),
         Check("single events, 16 clients / one-row transactions", ratio(sixteen, base_sixteen), None, ">="),
     ]
     context.learnt["single_events_per_second_4_clients"] = four
