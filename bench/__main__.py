@@ -74,7 +74,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.render_only:
-        publish(report.load(args.render_only), args.render_only.parent / "chart.png")
+        saved = report.load(args.render_only)
+        (args.render_only.parent / "performance.md").write_text(report.render_markdown(saved, "chart.png"))
+        if args.publish:
+            publish(saved, args.render_only.parent / "chart.png")
         return 0
     if args.profile and (why := profiling.available()):
         print(f"bench: --profile: {why}", file=sys.stderr)

@@ -6,6 +6,7 @@ slows the server, and the figures must not carry that cost."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -66,7 +67,7 @@ def summarize(collapsed_lines: Iterable[str], top: int = 15) -> str:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [frame for frame in stack.split(";") if frame and not frame.startswith("process ")]
+        frames = [_function(frame) for frame in stack.split(";") if frame and not frame.startswith("process ")]
         if not frames:
             continue
         samples += count
@@ -80,3 +81,12 @@ def summarize(collapsed_lines: Iterable[str], top: int = 15) -> str:
     lines += ["", "by total time (the frame anywhere on the stack):"]
     lines += [f"  {100 * n / samples:5.1f}%  {frame}" for frame, n in total_time.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+def _function(frame: str) -> str:
+    """`name (file.py:LINE)` without the line: a function's samples are added up, wherever in it
+    they fell (the raw file keeps the lines)."""
+    return LINE.sub(")", frame)
+
+
+LINE = re.compile(r":\d+\)$")

@@ -65,7 +65,7 @@ def summary_cells(summary: Summary) -> list[str]:
 def check_cells(check: Check) -> list[str]:
     bound = "-" if check.threshold is None else f"{check.comparison} {number(check.threshold, check.unit)}"
     goal = "-" if check.goal is None else f"{check.comparison} {number(check.goal, check.unit)}"
-    value = number(check.value, check.unit) + ("" if check.unit == "x" else f" {check.unit}")
+    value = number(check.value, check.unit) + ("" if check.unit in ("x", "count") else f" {check.unit}")
     return [check.name, value, bound, goal, f"**{check.verdict}**" if check.verdict == "FAIL" else check.verdict]
 
 

@@ -52,7 +52,9 @@ class Summary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Summary:
-        return cls(float(data["median"]), float(data["min"]), float(data["max"]), int(data["n"]), str(data["unit"]))
+        return cls(
+            _number(data["median"]), _number(data["min"]), _number(data["max"]), int(data["n"]), str(data["unit"])
+        )
 
 
 def ratio(figure: float, baseline: float) -> float:
@@ -98,7 +100,7 @@ class Check:
         threshold, goal = data.get("threshold"), data.get("goal")
         return cls(
             name=str(data["name"]),
-            value=float(data["value"]),
+            value=_number(data["value"]),
             threshold=None if threshold is None else float(threshold),
             comparison=comparison,
             goal=None if goal is None else float(goal),
@@ -112,3 +114,8 @@ def meets(value: float, bound: float, comparison: Comparison) -> bool:
     if math.isnan(value):
         return False
     return value >= bound if comparison == ">=" else value <= bound
+
+
+def _number(value: Any) -> float:
+    """A figure as saved in JSON, where a missing one (NaN) is null."""
+    return math.nan if value is None else float(value)

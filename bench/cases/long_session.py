@@ -7,7 +7,7 @@ call, the same server, moments apart, differing only in the session's history.""
 
 from __future__ import annotations
 
-from bench.cases import CaseResult, Context, progress, timed_case
+from bench.cases import CaseResult, Context, progress, seeding, timed_case
 from bench.events import EventFactory
 from bench.load import Connection, posting, run_clients
 from bench.stats import Check, Summary, ratio
@@ -25,11 +25,9 @@ def run(context: Context) -> CaseResult:
         client = Connection(server.port, token)
         long = client.create_session()
         progress(f"case 3: building a {prior:,}-event session")
-        plan = [
-            (f"/api/sessions/{long}/events/batch", factory.batch_body(SEED_BATCH)) for _ in range(prior // SEED_BATCH)
-        ]
-        run_clients([posting(server.port, token, plan)])
-        long_ms, fresh_ms = [], []
+        seeding.fill(server.port, token, factory, [long], prior // SEED_BATCH * SEED_BATCH, SEED_BATCH)
+        long_ms: list[float] = []
+        fresh_ms: list[float] = []
         for pair in range(config.long_session_pairs):
             fresh = client.create_session()
             turns = [(long, long_ms), (fresh, fresh_ms)]
