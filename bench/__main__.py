@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile and (why := profiling.available()):
         print(f"bench: --profile: {why}", file=sys.stderr)
         return 2
-    # SIGTERM ends the run like Ctrl-C does: servers stopped, databases dropped.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, interrupt)
     started = time.perf_counter()
     out = args.out or ROOT / "bench" / "results" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
@@ -131,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"bench: report in {out} ({data['run']['wall_seconds']:.0f} s)", file=sys.stderr)
     print((out / "performance.md").read_text())
     return 0
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the run as Ctrl-C does: servers stopped, scratch databases dropped."""
+    raise KeyboardInterrupt
 
 
 def load_generator_ceiling(context: Context) -> dict[str, Any]:

@@ -13,7 +13,14 @@ from typing import Any
 from bench.report import STORE_TITLES
 from bench.stats import Check
 
-COLOURS = {"pass": "#2e7d32", "FAIL": "#c62828", "-": "#607d8b"}
+
+def colour(check: Check) -> str:
+    """Green for a pass, red for a failure, lighter when only informational, grey without a threshold."""
+    if check.passed is None or math.isnan(check.value):
+        return "#90a4ae"
+    if check.passed:
+        return "#2e7d32" if check.enforced else "#81c784"
+    return "#c62828" if check.enforced else "#e57373"
 
 
 def draw(report: Mapping[str, Any], path: Path) -> None:
@@ -36,9 +43,7 @@ def draw(report: Mapping[str, Any], path: Path) -> None:
     for axis, (title, entries) in zip(axes.flat, panels.items(), strict=False):
         labels = [STORE_TITLES.get(kind, kind) for kind, _ in entries]
         values = [0.0 if math.isnan(check.value) else check.value for _, check in entries]
-        colours = [
-            COLOURS.get(check.verdict.split(" ")[0].replace("fail", "FAIL"), COLOURS["-"]) for _, check in entries
-        ]
+        colours = [colour(check) for _, check in entries]
         bars = axis.bar(labels, values, color=colours, width=0.5)
         for bar, (_, check) in zip(bars, entries, strict=True):
             text = "n/a" if math.isnan(check.value) else f"{check.value:.3g}"
@@ -69,9 +74,10 @@ def draw(report: Mapping[str, Any], path: Path) -> None:
         axis.axis("off")
     quick = " (quick run: indicative only)" if report["run"]["quick"] else ""
     figure.suptitle(
-        f"session-events benchmark {report['machine']['date'][:10]}{quick}: green pass, red fail, grey info",
+        f"session-events benchmark {report['machine']['date'][:10]}{quick}\n"
+        "green: pass, red: fail (pale: information only), grey: no threshold",
         fontsize=11,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, dpi=110)
     plt.close(figure)
