@@ -4,6 +4,8 @@ chart.png and (with --publish) docs/performance.md and docs/performance.png. See
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
 import os
 import shlex
 import shutil
@@ -11,16 +13,20 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from bench import machine, profiling, report
 from bench.cases import Case, CaseResult, Context, progress
 from bench.config import Config
 from bench.load import measure_ceiling
 from bench.server import Server
+from bench.stats import Check
 from bench.stores import DEFAULT_ADMIN_URL, Stores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile and (why := profiling.available()):
         print(f"bench: --profile: {why}", file=sys.stderr)
         return 2
+    if args.publish and importlib.util.find_spec("matplotlib") is None:
+        print("bench: --publish needs the chart: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    if args.store != "sqlite" and (problem := postgres_problem(args.database_url)):
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, interrupt)
     started = time.perf_counter()
     out = args.out or ROOT / "bench" / "results" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ceiling = load_generator_ceiling(context)
             for number in args.case_numbers:
                 progress(f"case {number} on {kind}")
-                results.append(cases()[number](context))
+                results.append(run_case(number, context))
             data["stores"][kind] = {"load_generator": ceiling, "cases": [r.as_dict() for r in results]}
             stores.drop_all()
     except KeyboardInterrupt:
@@ -121,15 +133,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     data["run"]["wall_seconds"] = time.perf_counter() - started
     (out / "report.json").write_text(report.to_json(data))
     chart_path = out / "chart.png"
-    from bench import chart
-
-    chart.draw(data, chart_path)
-    (out / "performance.md").write_text(report.render_markdown(data, "chart.png"))
+    drawn = draw_chart(data, chart_path)
+    (out / "performance.md").write_text(report.render_markdown(data, "chart.png" if drawn else None))
     if args.publish:
         publish(data, chart_path)
     print(f"bench: report in {out} ({data['run']['wall_seconds']:.0f} s)", file=sys.stderr)
     print((out / "performance.md").read_text())
-    return 0
+    crashed = [case["number"] for store in data["stores"].values() for case in store["cases"] if case.get("error")]
+    if crashed:
+        print(f"bench: case(s) {', '.join(map(str, crashed))} failed before the end (see the report)", file=sys.stderr)
+    return 1 if crashed else 0
+
+
+def run_case(number: int, context: Context) -> CaseResult:
+    """One case; a case that breaks (a server error, a lost event) is reported as such and the
+    run goes on, so that one failure does not cost the other cases' figures."""
+    try:
+        return cases()[number](context)
+    except Exception as error:
+        traceback.print_exc()
+        failed = CaseResult(number, f"case {number} did not finish")
+        failed.error = f"{type(error).__name__}: {error}"[:2000]
+        failed.notes.append(f"failed: {failed.error}")
+        failed.checks.append(Check("ran to the end", math.nan, 1.0, ">=", unit="count"))
+        return failed
+
+
+def draw_chart(data: dict[str, Any], path: Path) -> bool:
+    try:
+        from bench import chart
+    except ImportError:  # pragma: no cover - matplotlib comes with the `bench` extra
+        print("bench: no chart: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
+        return False
+    chart.draw(data, path)
+    return True
+
+
+def postgres_problem(url: str) -> str | None:
+    """Why the PostgreSQL server cannot be used, said before any case starts."""
+    try:
+        psycopg.connect(url, connect_timeout=5, autocommit=True).close()
+    except psycopg.Error as error:
+        return f"PostgreSQL at {url} did not answer ({str(error).strip()}); try --store sqlite"
+    return None
 
 
 def interrupt(signum: int, frame: object) -> None:

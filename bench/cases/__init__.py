@@ -33,6 +33,8 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     server_peak_rss_mib: float | None = None
     seconds: float = 0.0
+    error: str | None = None
+    """Why the case stopped before its end, if it did."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class CaseResult:
             "notes": self.notes,
             "server_peak_rss_mib": self.server_peak_rss_mib,
             "seconds": self.seconds,
+            "error": self.error,
         }
 
 

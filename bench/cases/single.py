@@ -22,6 +22,7 @@ def run(context: Context) -> CaseResult:
     p50: dict[int, list[float]] = {4: [], 16: []}
     p99: dict[int, list[float]] = {4: [], 16: []}
     base_rates: dict[int, list[float]] = {4: [], 16: []}
+    base_p50: dict[int, list[float]] = {4: [], 16: []}
     base_p99: dict[int, list[float]] = {4: [], 16: []}
     client_cpu: list[float] = []
     with context.serving("single", result) as (store, server, token):
@@ -50,6 +51,7 @@ def run(context: Context) -> CaseResult:
                 rows = [baselines.rows_of(next(baseline_session), factory.events(per_client)) for _ in range(clients)]
                 base_run = baseline.single(rows)
                 base_rates[clients].append(per_client * clients / base_run.seconds)
+                base_p50[clients].append(1000 * percentile(base_run.latencies, 50))
                 base_p99[clients].append(1000 * percentile(base_run.latencies, 99))
                 rate, latencies = app_pass(clients)
                 rates[clients].append(rate)
@@ -69,6 +71,7 @@ def run(context: Context) -> CaseResult:
         result.figures[f"{clients} clients p50"] = Summary.of(p50[clients], "ms")
         result.figures[f"{clients} clients p99"] = Summary.of(p99[clients], "ms")
         result.baseline[f"{baseline.name_single}, {clients} clients"] = Summary.of(base_rates[clients], "rows/s")
+        result.baseline[f"{baseline.name_single}, {clients} clients p50"] = Summary.of(base_p50[clients], "ms")
         result.baseline[f"{baseline.name_single}, {clients} clients p99"] = Summary.of(base_p99[clients], "ms")
     result.figures["load generator CPU (share of a core)"] = Summary.of(client_cpu, "cores")
     four, sixteen = result.figures["4 clients"].median, result.figures["16 clients"].median
