@@ -148,11 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_case(number: int, context: Context) -> CaseResult:
     """One case; a case that breaks (a server error, a lost event) is reported as such and the
     run goes on, so that one failure does not cost the other cases' figures."""
+    started = time.perf_counter()
     try:
         return cases()[number](context)
     except Exception as error:
         traceback.print_exc()
-        failed = CaseResult(number, f"case {number} did not finish")
+        failed = CaseResult(number, f"case {number} did not finish", seconds=time.perf_counter() - started)
         failed.error = f"{type(error).__name__}: {error}"[:2000]
         failed.notes.append(f"failed: {failed.error}")
         failed.checks.append(Check("ran to the end", math.nan, 1.0, ">=", unit="count"))

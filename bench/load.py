@@ -24,6 +24,10 @@ class RequestFailed(RuntimeError):
     """A request the benchmark expected to succeed did not: the run stops rather than report
     figures for work that was not done."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class Connection:
     """One keep-alive connection with the token's headers ready."""
@@ -47,7 +51,7 @@ class Connection:
             response = self._conn.getresponse()
         payload = response.read()
         if response.status != expect:
-            raise RequestFailed(f"{method} {path}: {response.status} {payload[:300]!r}")
+            raise RequestFailed(f"{method} {path}: {response.status} {payload[:300]!r}", response.status)
         return payload
 
     def post(self, path: str, body: bytes) -> bytes:

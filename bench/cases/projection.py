@@ -37,6 +37,8 @@ def run(context: Context) -> CaseResult:
             )
         service = bootstrap(Settings(database=DatabaseSettings.from_url(store.url)), run_projection=False)
         try:
+            for projector in service.projectors.values():  # the server may have stopped behind the log
+                projector.catch_up()
             recorded = count_rows(service)
             if recorded != events // EVENTS_PER_SESSION * EVENTS_PER_SESSION:
                 raise AssertionError(f"the read model holds {recorded} events after seeding")

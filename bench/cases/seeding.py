@@ -4,9 +4,10 @@ the read models then hold exactly what clients would have put there. Seeding is 
 from __future__ import annotations
 
 import threading
+import time
 
 from bench.events import EventFactory
-from bench.load import Connection, Job, run_clients
+from bench.load import Connection, Job, RequestFailed, run_clients
 
 SEED_CLIENTS = 4
 
@@ -63,3 +64,23 @@ def sessions_with_events(
     ids = create_sessions(port, token, sessions)
     fill(port, token, factory, ids, events_per_session)
     return ids
+
+
+def wait_until_readable(port: int, token: str, session: int, timeout: float = 1800.0) -> float:
+    """Waits until both read models have caught up with `session`'s events, and returns how long
+    that took. Batch ingest can outrun the projections; a read then waits up to 5 s and answers
+    503 if its read model is still behind. Reads are timed only once neither projection is busy."""
+    started = time.perf_counter()
+    client = Connection(port, token)
+    try:
+        for path in (f"/api/sessions/{session}/events?limit=1", f"/api/sessions/{session}/stats"):
+            while True:
+                try:
+                    client.request("GET", path)
+                    break
+                except RequestFailed as failure:
+                    if failure.status != 503 or time.perf_counter() - started > timeout:
+                        raise
+        return time.perf_counter() - started
+    finally:
+        client.close()
