@@ -40,14 +40,14 @@ def load(path: Path) -> dict[str, Any]:
 def number(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    if unit in ("events/s", "rows/s", "req/s", "req/CPU-s", "events"):
+    if unit in ("events/s", "rows/s", "req/s", "calls/s", "count", "µs"):
         return f"{value:,.0f}"
+    if unit == "ms" and abs(value) < 10:
+        return f"{value:.2f}"
     if unit in ("MiB", "ms"):
         return f"{value:,.1f}"
     if unit == "x":
         return f"{value:.2f}"
-    if unit == "µs":
-        return f"{value:,.0f}"
     return f"{value:.3g}"
 
 

@@ -102,7 +102,8 @@ def run(context: Context) -> CaseResult:
         result.notes.append("SQLite has no raw notification channel to set beside it: no baseline")
     early = sum(1 for lag in lags if lag < 0)
     result.notes.append(
-        f"{calls} calls ({len(answered) - 1} single-event writers, 1 batch writer) over {load.seconds:.1f} s;"
+        f"{calls} calls ({len(answered) - 1} single-event writers paced to {rate:,.0f} events/s in all, 1 batch"
+        f" writer) over {load.seconds:.1f} s;"
         f" {early} notifications arrived before their writer had read the answer; {unexpected} unexpected"
     )
     p99 = 1000 * percentile(lags, 99) if lags else float("nan")

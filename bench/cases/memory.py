@@ -37,13 +37,11 @@ def run(context: Context) -> CaseResult:
         after_half = server.memory_mib("VmRSS")
         seeding.fill(server.port, token, factory, loaded[half:], per_session)
         after_events = server.memory_mib("VmRSS")
-        peak = server.memory_mib("VmHWM")
     result.baseline["RSS after start-up (health checks only)"] = Summary.of([started], "MiB")
     result.baseline[f"RSS after {first:,} sessions"] = Summary.of([many], "MiB")
     result.figures[f"RSS after {total:,} sessions"] = Summary.of([more], "MiB")
     result.figures[f"RSS after {half * per_session:,} more events"] = Summary.of([after_half], "MiB")
     result.figures[f"RSS after {len(loaded) * per_session:,} more events"] = Summary.of([after_events], "MiB")
-    result.figures["peak RSS (VmHWM)"] = Summary.of([peak], "MiB")
     result.checks += [
         Check(f"RSS with {total:,} sessions / with {first:,}", ratio(more, many), 1.1, "<=", enforced=context.enforced),
         Check(

@@ -10,7 +10,7 @@ import pytest
 
 from bench.cases.lag import match
 from bench.profiling import summarize
-from bench.report import render_markdown, to_json
+from bench.report import number, render_markdown, to_json
 from bench.sse import Notification
 from bench.stats import Check, Summary, percentile, ratio
 
@@ -181,3 +181,12 @@ def test_the_markdown_says_how_it_was_made_and_shows_every_figure_and_verdict() 
     assert "| server peak RSS (VmHWM) | 64.5 |  |  | MiB |" in markdown
     assert "8,333 requests per CPU-second" in markdown
     assert "- a note" in markdown
+
+
+def test_numbers_keep_the_digits_that_matter_for_their_unit() -> None:
+    assert number(3967.0, "count") == "3,967"
+    assert number(0.4123, "ms") == "0.41"  # a sub-millisecond baseline is not shown as 0.0
+    assert number(103.94, "ms") == "103.9"
+    assert number(87446.2, "rows/s") == "87,446"
+    assert number(0.0488, "x") == "0.05"
+    assert number(math.nan, "ms") == "n/a"
