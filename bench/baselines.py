@@ -130,7 +130,7 @@ class PostgresBaseline:
 class SQLiteBaseline:
     """In the store's own file (WAL, default `synchronous`, as the event store opens it)."""
 
-    name_bulk = "executemany, 1 transaction"
+    name_bulk = "executemany"
     name_single = "one-row autocommit INSERT"
 
     def __init__(self, path: Any) -> None:
