@@ -110,9 +110,7 @@ class Check:
 
 
 def meets(value: float, bound: float, comparison: Comparison) -> bool:
-    """NaN (a missing figure) never meets a bound."""
-    if math.isnan(value):
-        return False
+    """NaN (a missing figure) never meets a bound: every comparison with NaN is false."""
     return value >= bound if comparison == ">=" else value <= bound
 
 
