@@ -67,8 +67,10 @@ def payloads(count: int, session_id: str, cwd: str) -> list[bytes]:
             continue
         if kind == 1:
             tool, tool_input = "Read", {"file_path": f"{cwd}/src/m{n}.py"}
-            response = {"type": "text", "file": {"filePath": tool_input["file_path"],
-                                                 "content": large if n % 50 == 1 else medium}}
+            response = {
+                "type": "text",
+                "file": {"filePath": tool_input["file_path"], "content": large if n % 50 == 1 else medium},
+            }
         elif kind == 2:
             tool, tool_input = "Bash", {"command": "pytest -q", "description": "run tests"}
             response = {"stdout": medium[:4000], "stderr": "", "interrupted": False, "isImage": False}
@@ -98,15 +100,22 @@ def describe(name: str, times: list[float]) -> str:
     def pct(p: float) -> float:
         return ms[min(len(ms) - 1, round(p / 100 * (len(ms) - 1)))]
 
-    return (f"{name:<44} n={len(ms):<4} median {statistics.median(ms):6.1f} ms   p90 {pct(90):6.1f}   "
-            f"p99 {pct(99):6.1f}   max {ms[-1]:6.1f}")
+    return (
+        f"{name:<44} n={len(ms):<4} median {statistics.median(ms):6.1f} ms   p90 {pct(90):6.1f}   "
+        f"p99 {pct(99):6.1f}   max {ms[-1]:6.1f}"
+    )
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'service.db'}"}
-    server = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), "--log-level", "warning"],
-                              cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(SCRIPT), "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -116,8 +125,18 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
             time.sleep(0.1)
     else:
         raise SystemExit("the server did not start")
-    token = subprocess.run([str(SCRIPT), "tokens", "create", "--account-id", "1", "--user-id", "1"], cwd=workdir,
-                           env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    token = (
+        subprocess.run(
+            [str(SCRIPT), "tokens", "create", "--account-id", "1", "--user-id", "1"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return server, url, token
 
 
@@ -131,9 +150,12 @@ def count_events(url: str, token: str, conversation: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="hook runs per situation (default 200)")
-    parser.add_argument("--hook", default=str(SCRIPT),
-                        help="the session-events whose hook is timed (default: this virtualenv's); the service "
-                        "always runs from this virtualenv")
+    parser.add_argument(
+        "--hook",
+        default=str(SCRIPT),
+        help="the session-events whose hook is timed (default: this virtualenv's); the service "
+        "always runs from this virtualenv",
+    )
     args = parser.parse_args()
     hook = [args.hook, "hook"]
     if not SCRIPT.exists():
@@ -144,24 +166,37 @@ def main() -> None:
     results = []
     server = None
     try:
-        print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.runs} runs each; hook: {args.hook}",
-              file=sys.stderr)
+        print(
+            f"python {sys.version.split()[0]} on {os.cpu_count()} cores; {args.runs} runs each; hook: {args.hook}",
+            file=sys.stderr,
+        )
         reference = payloads(args.runs, str(uuid.uuid4()), "/home/dev/p")
         python = str(Path(args.hook).parent / "python")
         results.append(describe("reference: python -c pass", run_hooks([python, "-c", "pass"], reference, base_env)))
 
-        down_env = {**base_env, "SESSION_EVENTS_SPOOL": str(workdir / "down" / "spool.db"),
-                    "SESSION_EVENTS_URL": f"http://127.0.0.1:{free_port()}", "SESSION_EVENTS_TOKEN": "se_unused"}
+        down_env = {
+            **base_env,
+            "SESSION_EVENTS_SPOOL": str(workdir / "down" / "spool.db"),
+            "SESSION_EVENTS_URL": f"http://127.0.0.1:{free_port()}",
+            "SESSION_EVENTS_TOKEN": "se_unused",
+        }
         results.append(describe("session-events hook, service down", run_hooks(hook, reference, down_env)))
         module_env = {**down_env, "SESSION_EVENTS_SPOOL": str(workdir / "module" / "spool.db")}
-        results.append(describe("python -P -m entrypoints.claude_code_cli hook",
-                                run_hooks([python, "-P", "-m", "entrypoints.claude_code_cli", "hook"],
-                                          reference, module_env)))
+        results.append(
+            describe(
+                "python -P -m entrypoints.claude_code_cli hook",
+                run_hooks([python, "-P", "-m", "entrypoints.claude_code_cli", "hook"], reference, module_env),
+            )
+        )
 
         server, url, token = start_server(workdir)
         conversation = str(uuid.uuid4())
-        up_env = {**base_env, "SESSION_EVENTS_SPOOL": str(workdir / "up" / "spool.db"),
-                  "SESSION_EVENTS_URL": url, "SESSION_EVENTS_TOKEN": token}
+        up_env = {
+            **base_env,
+            "SESSION_EVENTS_SPOOL": str(workdir / "up" / "spool.db"),
+            "SESSION_EVENTS_URL": url,
+            "SESSION_EVENTS_TOKEN": token,
+        }
         up_inputs = payloads(args.runs, conversation, "/home/dev/p")
         results.append(describe("session-events hook, service up (sender busy)", run_hooks(hook, up_inputs, up_env)))
         flushed = subprocess.run([str(SCRIPT), "flush"], env=up_env, capture_output=True, text=True, check=False)
