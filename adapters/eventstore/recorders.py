@@ -158,7 +158,7 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                         )
                     for lock_statement in self.lock_table_statements:
                         curs.execute(lock_statement, prepare=True)
-                    outcomes.execute(self._group_statement, params)
+                    outcomes.execute(self._group_statement, params, prepare=True)
                     curs.execute(self._notify)
                     curs.execute("COMMIT")
             except BaseException:
