@@ -4,7 +4,9 @@ Alongside each save the recorder writes, in the same transaction as the stored e
 tables are described in `adapters.database.schema`):
 - `session_directory`: the session's row, with its first event;
 - `session_event_ids`: the event ids the save records, for idempotent appends;
-- `session_feed`: the save's announcement (the notification outbox), at its last log position.
+- `session_feed`: the save's announcement (the notification outbox), at its last log position;
+and, under the log's lock, it refuses an append to a session erased since the writer loaded it
+(`REFUSE_ERASED_SESSION`).
 They travel as keyword arguments of `Application.save()`, which the library hands to the
 recorder. The library retries a failing connection 10 times (minutes, with a pool timeout);
 here an unreachable store gives up after two attempts, so callers get a prompt 503.
@@ -25,7 +27,7 @@ from inspect import unwrap
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -84,6 +86,22 @@ def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
 _SET_CONVERSATION = "UPDATE session_directory SET external_conversation_id = %s WHERE number = %s"
 
 
+def existing_session_of(kwargs: dict[str, Any]) -> int | None:
+    """The session a save appends to, unless the save creates it."""
+    recorded: RecordedIds | None = kwargs.get("recorded_ids")
+    if recorded is None or kwargs.get("directory_entry") is not None:
+        return None
+    return recorded.session_number
+
+
+REFUSE_ERASED_SESSION = "SELECT refuse_erased_session(%s)"
+"""Run after the events are inserted, under the log's table lock (PostgreSQL; SQLite checks the
+same in Python): a session erased since the writer loaded it (its directory row is gone) fails
+the save with an integrity error, as a conflicting save fails; the writer then re-reads the
+session and finds it gone (ADR 0013). Without it, a writer holding the session cached at an
+older version would append at versions the erasure deleted, and bring the session back."""
+
+
 def conversation_update(announcement: object) -> tuple[str, int] | None:
     """(conversation id, session number) when the save linked the session to a conversation, so
     that `session_directory` can find sessions by conversation."""
@@ -121,6 +139,17 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
             self._insert_events(curs, stored_events, **kwargs)
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """The library's (takes the log's lock, inserts), then `REFUSE_ERASED_SESSION` under that
+        lock, on a cursor of its own (the insert's holds the new positions). Never prepared: in
+        the pipeline it follows the insert, and a conflicting insert aborts it; psycopg would then
+        take a statement the server never prepared for a prepared one."""
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        session = existing_session_of(kwargs)
+        if session is not None:
+            with curs.connection.cursor() as check:
+                check.execute(REFUSE_ERASED_SESSION, (session,), prepare=False)
 
     def _insert_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         entry: DirectoryEntry | None = kwargs.get("directory_entry")
@@ -183,6 +212,11 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        session = existing_session_of(kwargs)
+        if session is not None:  # REFUSE_ERASED_SESSION: the insert took the database's write lock
+            c.execute("SELECT 1 FROM session_directory WHERE number = ?", (session,))
+            if c.fetchone() is None:
+                raise IntegrityError(f"session {session} was erased")
         entry: DirectoryEntry | None = kwargs.get("directory_entry")
         if entry is not None:
             c.execute(
