@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 from uuid import UUID
 
@@ -47,10 +48,19 @@ class EventSourcedSessionStore:
             try:
                 session: object = self._log.repository.get(Session.create_id(number), version=version)
             except AggregateNotFoundError:
+                self._forget(number)
                 raise SessionNotFound(number) from None
         if not isinstance(session, Session):
             raise TypeError(f"aggregate of session {number} is a {type(session).__name__}")
         return session
+
+    def _forget(self, number: int) -> None:
+        """An erased session may still be cached (its tombstone is what made it not found): its
+        attributes leave this process's memory too."""
+        cache = self._log.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(Session.create_id(number), evict=True)
 
     def save(self, session: Session, announcement: Announcement | None = None) -> None:
         pending = session.pending_events
