@@ -9,7 +9,7 @@ appends a tombstone (`Session.Erased`: the session's number, no client data) to 
 Everything else keeps running meanwhile, and none of it can bring the session back:
 - appends: the transaction holds the log's lock, the one every append takes. An append already
   under way commits first and is erased with the rest; one that comes after finds no directory
-  row under that lock and is refused (`refuse_erased_session`): a process that holds the session
+  row under that lock and is refused (`REFUSE_ERASED_SESSION`): a process that holds the session
   in its cache cannot write to it again, and its next read replays the tombstone: not found;
 - projections: every tracking row is locked first, so a projector's batch commits wholly before
   the erasure (and its rows are deleted with the others) or after it (and then it drops the

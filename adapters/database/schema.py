@@ -10,8 +10,8 @@ Tables (PostgreSQL type / SQLite type where they differ):
 - `session_directory`: one row per session (number, aggregate id, owner, creation time, and the
   conversation it belongs to once linked), written in the same transaction as the events that
   create or link it; lists a scope's sessions and finds them by conversation. Erasing a session
-  deletes its row, and an append to a session without one is refused (on PostgreSQL by the
-  function `refuse_erased_session`, called under the log's table lock; migration 6);
+  deletes its row, and an append to a session without one is refused, under the log's lock
+  (`adapters.eventstore.recorders.REFUSE_ERASED_SESSION`);
 - `session_event_ids`: the event ids each session has recorded, written with the events; makes
   appends idempotent;
 - `session_feed`: the notification outbox, one or two rows per recording call, keyed by the log
@@ -194,22 +194,8 @@ _TOKEN_LIFECYCLE_SQLITE = [
     " requests INTEGER NOT NULL, PRIMARY KEY (token_id, window_start)) WITHOUT ROWID",
 ]
 
-# Migration 6: erasure. Deleting a session's notifications must not scan the feed; and on
-# PostgreSQL an append to a session erased meanwhile is refused under the log's table lock (see
-# `adapters.eventstore.recorders.refuse_erased_session`). The error is an integrity error, as a
-# conflicting append's is: the writer re-reads the session, and finds it gone.
-_ERASURE_POSTGRES = [
-    "CREATE INDEX session_feed_session ON session_feed (session_id)",
-    "CREATE FUNCTION refuse_erased_session(session bigint) RETURNS void LANGUAGE plpgsql AS $$"
-    " BEGIN"
-    " IF NOT EXISTS (SELECT 1 FROM session_directory WHERE number = session) THEN"
-    " RAISE EXCEPTION 'session % was erased', session USING ERRCODE = 'foreign_key_violation';"
-    " END IF;"
-    " END $$",
-]
-_ERASURE_SQLITE = [
-    "CREATE INDEX session_feed_session ON session_feed (session_id)",
-]
+# Migration 6: erasure deletes a session's notifications without scanning the feed.
+_ERASURE = ["CREATE INDEX session_feed_session ON session_feed (session_id)"]
 
 # The tables of each projection, as templates: a rebuild creates them beside the live ones under
 # other names (`{session_events}` becomes `session_events__r1a2b3c`), then swaps them in.
@@ -333,9 +319,9 @@ MIGRATIONS: Sequence[Migration] = (
     ),
     Migration(
         6,
-        "erasure: the feed is indexed by session; PostgreSQL refuses appends to an erased session",
-        postgres=_ERASURE_POSTGRES,
-        sqlite=_ERASURE_SQLITE,
+        "erasure: the feed is indexed by session",
+        postgres=_ERASURE,
+        sqlite=_ERASURE,
     ),
 )
 LATEST = MIGRATIONS[-1].version

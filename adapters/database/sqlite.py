@@ -21,7 +21,9 @@ from adapters.database.base import Database, store_errors
 
 _IN_LIST_CHUNK = 500
 """Ids per `IN (...)` list: SQLite caps the number of parameters of a statement."""
-_TAKE_WRITE_LOCK = "UPDATE feed_horizons SET position = position WHERE 0"
+TAKE_WRITE_LOCK = "UPDATE session_directory SET number = number WHERE 0"
+"""A write that changes nothing: it takes the database's write lock, for a transaction that must
+read the latest rows and then write, with no other writer committing in between."""
 _CHECKPOINT_ATTEMPTS = 3
 
 
@@ -140,7 +142,7 @@ class SQLite(Database):
         """Takes the database's write lock (a write that changes nothing), and with it a snapshot
         that no other writer can make stale until the transaction ends. Taken before anything is
         read: a transaction that read first could not write if another had committed since."""
-        cursor.execute(_TAKE_WRITE_LOCK)
+        cursor.execute(TAKE_WRITE_LOCK)
 
     def log_id(self, value: UUID) -> Any:
         return value.hex  # how the library stores an originator id

@@ -41,8 +41,9 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import retry
 from psycopg import Cursor
+from psycopg.sql import SQL, Identifier
 
-from adapters.database.sqlite import to_sqlite_time
+from adapters.database.sqlite import TAKE_WRITE_LOCK, to_sqlite_time
 from application.notifications import SESSION_EVENTS, SESSION_UPDATED, Announcement
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
@@ -86,22 +87,6 @@ def feed_rows(announcement: object) -> list[tuple[str, int, int, int, str]]:
 _SET_CONVERSATION = "UPDATE session_directory SET external_conversation_id = %s WHERE number = %s"
 
 
-def existing_session_of(kwargs: dict[str, Any]) -> int | None:
-    """The session a save appends to, unless the save creates it."""
-    recorded: RecordedIds | None = kwargs.get("recorded_ids")
-    if recorded is None or kwargs.get("directory_entry") is not None:
-        return None
-    return recorded.session_number
-
-
-REFUSE_ERASED_SESSION = "SELECT refuse_erased_session(%s)"
-"""Run after the events are inserted, under the log's table lock (PostgreSQL; SQLite checks the
-same in Python): a session erased since the writer loaded it (its directory row is gone) fails
-the save with an integrity error, as a conflicting save fails; the writer then re-reads the
-session and finds it gone (ADR 0013). Without it, a writer holding the session cached at an
-older version would append at versions the erasure deleted, and bring the session back."""
-
-
 def conversation_update(announcement: object) -> tuple[str, int] | None:
     """(conversation id, session number) when the save linked the session to a conversation, so
     that `session_directory` can find sessions by conversation."""
@@ -111,11 +96,56 @@ def conversation_update(announcement: object) -> tuple[str, int] | None:
     return (str(conversation_id), announcement.session_id) if conversation_id is not None else None
 
 
-class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
-    """Snapshots: the library's recorder, giving up promptly when the store is unreachable."""
+def first_new_versions(stored_events: Sequence[StoredEvent]) -> dict[Any, int]:
+    """Each session a save writes to, and the first version it writes."""
+    first: dict[Any, int] = {}
+    for event in stored_events:
+        first.setdefault(event.originator_id, event.originator_version)
+    return first
 
-    insert_events = _fail_fast(unwrap(PostgresAggregateRecorder.insert_events))
+
+REFUSE_ERASED_SESSION = (
+    "INSERT INTO {events} (originator_id, originator_version, topic, state)"
+    " SELECT %s, %s, 'refused: the session was erased', ''::bytea"
+    " WHERE NOT EXISTS (SELECT 1 FROM session_directory WHERE session_uuid = %s) ON CONFLICT DO NOTHING"
+)
+"""An append to a session whose directory row is gone (erased since the writer loaded it) must
+store nothing: run under the log's lock, just before the events are inserted, this claims the
+first version the append writes, so that the insert fails as a conflicting append's does; the
+writer re-reads the session, and finds it gone (ADR 0013). The claim never commits: the
+insert's failure rolls the transaction back. Without it, a writer holding the session cached
+at an older version would append at versions the erasure deleted, and bring it back.
+
+It fails nothing itself (ON CONFLICT: the tombstone may hold that version already): in the
+library's pipelined transaction a failing statement followed by another one surfaces as
+"pipeline aborted" (a 503) rather than as a conflict. Never prepared: a statement the pipeline
+aborts (after a lock timeout) would be taken by psycopg for prepared when it is not."""
+
+
+class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
+    """Snapshots: the library's recorder, giving up promptly when the store is unreachable, and
+    never writing one of an erased session."""
+
     select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
+
+    @_fail_fast
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """A snapshot is written after its save has committed, so its session may have been erased
+        in between: it is written only if the session's directory row still exists, locked (KEY
+        SHARE) until the snapshot commits. An erasure then either waits for the snapshot (and
+        deletes it with the rest) or has already deleted the row (ADR 0013)."""
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(
+                "SELECT session_uuid FROM session_directory WHERE session_uuid = ANY(%s) FOR KEY SHARE",
+                ([event.originator_id for event in stored_events],),
+            )
+            existing = {row["session_uuid"] for row in curs.fetchall()}
+            kept = [event for event in stored_events if event.originator_id in existing]
+            if kept:
+                self._insert_stored_events(curs, kept)
+        return None
 
 
 class SessionLogPostgresRecorder(PostgresApplicationRecorder):
@@ -141,15 +171,16 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        """The library's (takes the log's lock, inserts), then `REFUSE_ERASED_SESSION` under that
-        lock, on a cursor of its own (the insert's holds the new positions). Never prepared: in
-        the pipeline it follows the insert, and a conflicting insert aborts it; psycopg would then
-        take a statement the server never prepared for a prepared one."""
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-        session = existing_session_of(kwargs)
-        if session is not None:
-            with curs.connection.cursor() as check:
-                check.execute(REFUSE_ERASED_SESSION, (session,), prepare=False)
+        """The library's (the log's lock, its NOTIFY, the insert), with `REFUSE_ERASED_SESSION`
+        between the lock and the insert, on a cursor of its own (the insert's holds the new
+        positions)."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        refuse = SQL(REFUSE_ERASED_SESSION).format(events=Identifier(self.events_table_name))
+        with curs.connection.cursor() as claim:
+            for session, version in first_new_versions(stored_events).items():
+                claim.execute(refuse, (session, version, session), prepare=False)
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
 
     def _insert_events(self, curs: Cursor[Any], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         entry: DirectoryEntry | None = kwargs.get("directory_entry")
@@ -212,11 +243,6 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        session = existing_session_of(kwargs)
-        if session is not None:  # REFUSE_ERASED_SESSION: the insert took the database's write lock
-            c.execute("SELECT 1 FROM session_directory WHERE number = ?", (session,))
-            if c.fetchone() is None:
-                raise IntegrityError(f"session {session} was erased")
         entry: DirectoryEntry | None = kwargs.get("directory_entry")
         if entry is not None:
             c.execute(
@@ -246,9 +272,28 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(notification_ids[-1], *row, to_sqlite_time(datetime.now(UTC))) for row in rows],
             )
+        for session in first_new_versions(stored_events):  # REFUSE_ERASED_SESSION: under the write lock
+            c.execute("SELECT 1 FROM session_directory WHERE session_uuid = ?", (str(session),))
+            if c.fetchone() is None:
+                raise IntegrityError(f"session {session} was erased")  # rolls the whole save back
         return notification_ids
 
 
+class SessionSnapshotsSQLiteRecorder(SQLiteAggregateRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """As on PostgreSQL, a snapshot of an erased session is not written; the check follows the
+        write lock, so that no erasure commits between it and the write."""
+        c.execute(TAKE_WRITE_LOCK)
+        ids = [str(event.originator_id) for event in stored_events]
+        marks = ",".join("?" * len(ids))
+        c.execute(f"SELECT session_uuid FROM session_directory WHERE session_uuid IN ({marks})", ids)  # noqa: S608 (placeholders)
+        existing = {row["session_uuid"] for row in c.fetchall()}
+        kept = [event for event in stored_events if str(event.originator_id) in existing]
+        return super()._insert_events(c, kept, **kwargs) if kept else None
+
+
 class SessionLogSQLiteFactory(SQLiteFactory):
-    aggregate_recorder_class = SQLiteAggregateRecorder
+    aggregate_recorder_class = SessionSnapshotsSQLiteRecorder
     application_recorder_class = SessionLogSQLiteRecorder

@@ -189,6 +189,26 @@ def test_a_writer_holding_the_session_cannot_bring_it_back(stepped: Stepped) -> 
         there.close()
 
 
+def test_a_snapshot_taken_after_the_erasure_is_not_written(stepped: Stepped) -> None:
+    """A process takes a snapshot once its save has committed: the erasure may come in between."""
+    here = stepped.service
+    there = bootstrap(settings_for(stepped.url), run_projection=False)
+    try:
+        session = here.sessions.create_session(SCOPE)
+        here.sessions.handle_events(SCOPE, session.number, [raw_event(data={"secret": "x"}) for _ in range(5)])
+        saved = EventSourcedSessionStore(there.log, there.database).get(session.number)
+
+        here.erasure.erase_session(SCOPE, session.number)
+        there.log.snapshots.put([Session.Snapshot.take(saved)])  # type: ignore[union-attr]
+
+        assert rows_of(here, session.number)["snapshots"] == 0
+        kept = here.sessions.create_session(SCOPE)
+        there.log.snapshots.put([Session.Snapshot.take(kept)])  # type: ignore[union-attr]
+        assert rows_of(here, kept.number)["snapshots"] == 1
+    finally:
+        there.close()
+
+
 @pytest.mark.parametrize("projection", ["session_events", "session_stats"])
 def test_a_batch_read_before_the_erasure_is_not_written_after_it(stepped: Stepped, projection: str) -> None:
     service = stepped.service

@@ -185,7 +185,7 @@ def test_migration_3_skips_a_conversation_id_no_text_column_can_hold(kind: str, 
 @pytest.mark.parametrize("kind", STORES)
 def test_migration_6_on_a_database_as_migration_5_left_it(kind: str, tmp_path: Path) -> None:
     """Sessions and notifications recorded before it are indexed by session and can be erased,
-    and appends to them go on (PostgreSQL's appends call the function it creates)."""
+    and appends to them go on."""
     with store_url(kind, tmp_path) as url:
         settings = settings_for(url)
         log = open_session_log(settings.database)
