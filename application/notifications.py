@@ -14,7 +14,10 @@ from application.scope import Scope
 
 SESSION_EVENTS = "session_events"
 SESSION_UPDATED = "session_updated"
-KIND_RANK = {SESSION_EVENTS: 0, SESSION_UPDATED: 1}
+SESSION_ERASED = "session_erased"
+KIND_RANK = {SESSION_EVENTS: 0, SESSION_UPDATED: 1, SESSION_ERASED: 0}
+"""Orders the kinds that share a position: a call's `session_updated` follows its `session_events`.
+An erasure's notification has a position of its own, its tombstone's."""
 
 
 @dataclass(frozen=True, order=True)
@@ -22,7 +25,7 @@ class Cursor:
     """Where a client is in the notification feed: a log position and a kind's rank there."""
 
     position: int
-    rank: int = len(KIND_RANK)
+    rank: int = max(KIND_RANK.values()) + 1
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor | None:

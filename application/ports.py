@@ -61,6 +61,36 @@ class SessionStore(Protocol):
         ...
 
 
+class SessionEraser(Protocol):
+    """Erases sessions for good: their events from the log, their snapshots, and their rows in
+    every other table and read model, so that they answer 404 everywhere and their data can be
+    read from nowhere (ADR 0013). Errors: `StoreUnavailable`."""
+
+    def erase(
+        self,
+        session_ids: Sequence[int],
+        owner: Scope | None = None,
+        idle_before: datetime | None = None,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Erases, in one transaction, those of the sessions that exist, belong to `owner` (if
+        given) and, if `idle_before` is given, whose last event was recorded before it (checked
+        against the log itself, with appends held off); returns their ids. Once it returns, no
+        process reads them or appends to them. `dry_run`: only says which it would erase."""
+        ...
+
+    def idle_sessions(self, before: datetime, after: int, limit: int) -> Sequence[int]:
+        """Up to `limit` session ids above `after`, in order, whose last event (a session without
+        events: its creation) was received before `before`, as far as the read model knows yet:
+        candidates for `erase(..., idle_before=before)`, which checks each against the log."""
+        ...
+
+    def purge(self) -> bool:
+        """Removes what erasures deleted from the store's own files, as far as the store allows
+        (SQLite rewrites its file); False if that could not be finished now."""
+        ...
+
+
 class EventViews(Protocol):
     """The `session_events` read model, kept by a projection of the session log."""
 

@@ -67,7 +67,13 @@ class SessionService:
         `external_conversation_id` it is (how a client finds the session it recorded before)."""
         if conversation_id is not None and "\x00" in conversation_id:  # no stored id can hold one
             raise InvalidQuery({"conversation_id": [INVALID]})
-        return [self._store.get(number) for number in self._store.numbers_in_scope(scope, page, conversation_id)]
+        found = []
+        for number in self._store.numbers_in_scope(scope, page, conversation_id):
+            try:
+                found.append(self._store.get(number))
+            except SessionNotFound:  # erased since it was listed
+                continue
+        return found
 
     def record(self, scope: Scope, session_id: int, events: Sequence[NewEvent]) -> Future[EventsHandled]:
         """Records validated events; the future completes once they are durable. Concurrent calls

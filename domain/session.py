@@ -124,6 +124,30 @@ class Session(Aggregate):
             for name, value in changes.items():
                 setattr(session, name, value)
 
+    class Erased(Aggregate.Event):
+        """The session was erased: its stored events were deleted, and this tombstone, which holds
+        nothing the client sent, took their place at the end of the log (ADR 0013). Replaying it
+        ends the session, so a process that still has the session cached finds it gone, and so
+        does every projection, live or rebuilding, that reaches it. `number` is the public id,
+        which can no longer be looked up once the session is gone."""
+
+        class_version = 1
+
+        number: int
+
+        @classmethod
+        def of(cls, number: int, last_version: int) -> Session.Erased:
+            """The tombstone of session `number`, following its last stored event."""
+            return cls(  # type: ignore[call-arg]  # the library makes event classes dataclasses when it defines them
+                originator_id=Session.create_id(number),
+                originator_version=last_version + 1,
+                timestamp=cls.create_timestamp(),
+                number=number,
+            )
+
+        def mutate(self, aggregate: Any) -> None:
+            return None
+
     def belongs_to(self, account_id: int, user_id: int) -> bool:
         return self.account_id == account_id and self.user_id == user_id
 

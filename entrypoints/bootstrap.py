@@ -15,6 +15,7 @@ from adapters.database.base import Database, store_errors
 from adapters.database.coordination import FileLeadership, PostgresListener, local_wakeup, polling_wakeup
 from adapters.database.postgres import Postgres, reachability_problem
 from adapters.database.sqlite import SQLite
+from adapters.erasure import LogErasure
 from adapters.eventstore.export import LogExport
 from adapters.eventstore.log import SessionLog, open_session_log
 from adapters.eventstore.recorders import SessionLogPostgresRecorder, SessionLogSQLiteRecorder
@@ -31,6 +32,7 @@ from adapters.readmodel.views import ReadModelEventViews, ReadModelStatsViews, R
 from adapters.readmodel.worker import ProjectionWorker
 from adapters.token_revocations import POSTGRES_POLL_SECONDS, SQLITE_POLL_SECONDS, RevocationWatcher
 from adapters.tokens import TOKENS_CHANNEL, HashedTokenStore
+from application.erasure import SessionErasure
 from application.errors import StoreUnavailable
 from application.group_commit import GroupCommit
 from application.ports import RateLimiter, TokenStore
@@ -54,13 +56,15 @@ class Background(Protocol):
 @dataclass
 class Service:
     """A running service. Its deliberate surface for the HTTP layer: `sessions` (the use cases),
-    `tokens`, `limiter` (None when requests are not limited), `notifier` (the `Notifier` port),
-    `check_ready()`, `close_streams()`, `store_kind`, `request_threads` and `keepalive_seconds`;
-    commands also drive the `projection`; `log`, `database` and `store` are there for tests and
-    the benchmark, which look beneath the ports."""
+    `erasure` (erasing sessions), `tokens`, `limiter` (None when requests are not limited),
+    `notifier` (the `Notifier` port), `check_ready()`, `close_streams()`, `store_kind`,
+    `request_threads` and `keepalive_seconds`; commands also drive the `projection` and
+    `erasure`; `log`, `database` and `store` are there for tests and the benchmark, which look
+    beneath the ports."""
 
     settings: Settings
     sessions: SessionService
+    erasure: SessionErasure
     tokens: TokenStore
     notifier: FeedNotifier
     projectors: dict[str, Projector]
@@ -195,6 +199,7 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
             stats=ReadModelStatsViews(reads, database),
             recorder=GroupCommit(store),
         ),
+        erasure=SessionErasure(LogErasure(log, database, READ_MODELS)),
         tokens=tokens,
         notifier=notifier,
         projectors=projectors,

@@ -188,6 +188,23 @@ def _revoke_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune_sessions(args: argparse.Namespace) -> int:
+    from entrypoints.bootstrap import bootstrap
+
+    older_than = timedelta(days=args.older_than)
+    service = bootstrap(run_projection=False)
+    try:
+        store = service.describe_store()
+        erased = service.erasure.prune(older_than, dry_run=args.dry_run, batch_size=args.batch_size)
+    finally:
+        service.close()
+    cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="seconds")
+    verb = "would erase" if args.dry_run else "erased"
+    plural = "" if erased == 1 else "s"
+    print(f"{verb} {erased} session{plural} whose last event was received before {cutoff} in {store}")
+    return 0
+
+
 def _list_projections(args: argparse.Namespace) -> int:
     from entrypoints.bootstrap import READ_MODELS
 
@@ -346,6 +363,38 @@ def _batch_size(text: str) -> int:
     return int(text)
 
 
+def _prune_batch_size(text: str) -> int:
+    from application.erasure import MAX_PRUNE_BATCH
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PRUNE_BATCH:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to {MAX_PRUNE_BATCH}")
+    return int(text)
+
+
+def _add_session_commands(commands: Any) -> None:
+    sessions = commands.add_parser("sessions", help="erase sessions")
+    session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
+    prune = session_commands.add_parser(
+        "prune",
+        help="erase, for good, every session whose last event was received more than DAYS ago (a session "
+        "without events: created); prints how many",
+        description="Erases sessions as DELETE /api/sessions/{id} does: their events leave the event log, "
+        "every read model, exports and stream replays, and cannot be restored.",
+    )
+    prune.add_argument(
+        "--older-than", type=_days, required=True, metavar="DAYS", help="a number of days above 0 (e.g. 90, 0.5)"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only count the sessions it would erase")
+    prune.add_argument(
+        "--batch-size",
+        type=_prune_batch_size,
+        default=100,
+        metavar="N",
+        help="sessions erased per transaction; appends wait for each (default 100)",
+    )
+    prune.set_defaults(run=_prune_sessions)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-events",
@@ -390,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("id", type=_token_id, metavar="ID", help="the token's id (see tokens list)")
     revoke.set_defaults(run=_revoke_token)
+
+    _add_session_commands(commands)
 
     projections = commands.add_parser("projections", help="inspect and rebuild read models")
     projection_commands = projections.add_subparsers(dest="projections_command", required=True)

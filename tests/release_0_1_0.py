@@ -138,19 +138,16 @@ def session_uuid(number: int) -> UUID:
 def write_as_0_1_0_left_it(url: str) -> None:
     """A database as 0.1.0 left it: its tables (no `schema_migrations`), its stored events and
     snapshot, a directory row and an allocated number per session. The rows go in through the
-    library's recorders as they are, without passing through today's event classes."""
+    recorders as they are, without passing through today's event classes."""
     settings = DatabaseSettings.from_url(url)
     log = open_session_log(settings)
     try:
         log.create_tables()
-        baseline = schema.MIGRATIONS[0]
-        statements = baseline.postgres if settings.kind == "postgres" else baseline.sqlite
-        _execute(settings, url, [(statement, ()) for statement in statements])
-        log.recorder.insert_events(events_as_0_1_0_stored())
-        assert log.snapshots is not None
-        log.snapshots.recorder.insert_events(snapshots_0_1_0_wrote())
     finally:
         log.close()
+    baseline = schema.MIGRATIONS[0]
+    statements = baseline.postgres if settings.kind == "postgres" else baseline.sqlite
+    _execute(settings, url, [(statement, ()) for statement in statements])
     created = {
         row.originator_id: transcoder().decode(row.state)["timestamp"]
         for row in rows_0_1_0_wrote()
@@ -180,6 +177,13 @@ def write_as_0_1_0_left_it(url: str) -> None:
     if settings.kind == "postgres":
         directory.append(("SELECT setval('session_numbers', %s)", (max(NUMBERS),)))
     _execute(settings, url, directory)
+    log = open_session_log(settings)  # the directory first: today's recorders refuse to write
+    try:  # events or snapshots of a session missing from it (an erased one)
+        log.recorder.insert_events(events_as_0_1_0_stored())
+        assert log.snapshots is not None
+        log.snapshots.recorder.insert_events(snapshots_0_1_0_wrote())
+    finally:
+        log.close()
 
 
 def _execute(settings: DatabaseSettings, url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:

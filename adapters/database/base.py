@@ -138,3 +138,36 @@ class Database(ABC):
     @abstractmethod
     def count_log_events_after(self, position: int) -> int:
         """How many events the session log holds after `position`."""
+
+    @abstractmethod
+    def sessions_present(self, cursor: Any, numbers: Collection[int]) -> set[int]:
+        """Which of these session numbers still have their `session_directory` row (the others
+        were erased), read with `cursor`."""
+
+    # --- erasure (ADR 0013) ------------------------------------------------------------------
+    @abstractmethod
+    def select_for_update(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a SELECT, which no other transaction can change until this one ends."""
+
+    @abstractmethod
+    def lock_log(self, cursor: Any) -> None:
+        """Until the transaction ends, nobody else appends to the log: appends wait for it."""
+
+    @abstractmethod
+    def log_id(self, value: UUID) -> Any:
+        """An aggregate id as the event store's own tables hold it."""
+
+    @abstractmethod
+    def log_head(self, cursor: Any) -> int:
+        """The position of the log's last event, read with `cursor` (0 for an empty log)."""
+
+    @abstractmethod
+    def append_to_log(self, cursor: Any, stored: StoredEvent, after: int) -> int:
+        """Appends one stored event to the log, at a position above `after` and every position
+        the log has held (readers follow the log by position: one must never be handed out
+        twice), and tells the log's listeners; returns its position. Call it under `lock_log`."""
+
+    @abstractmethod
+    def purge_deleted(self) -> bool:
+        """Makes what committed transactions deleted unreadable in the store's own files, as far
+        as this store allows; False if that could not be finished now (ADR 0013)."""

@@ -2,16 +2,21 @@
 
 Tables (PostgreSQL type / SQLite type where they differ):
 - the event store's own (`sessionlog_events` on PostgreSQL, `stored_events` on SQLite, and the
-  snapshots table): created by the eventsourcing library's recorders, in migration 1;
+  snapshots table): created by the eventsourcing library's recorders, in migration 1; an erased
+  session's rows are deleted, and a tombstone (`Session.Erased`, no client data) is appended in
+  their place (ADR 0013);
 - `session_numbers`: a sequence (PostgreSQL) or an AUTOINCREMENT table (SQLite) handing out the
   public session numbers;
 - `session_directory`: one row per session (number, aggregate id, owner, creation time, and the
   conversation it belongs to once linked), written in the same transaction as the events that
-  create or link it; lists a scope's sessions and finds them by conversation;
+  create or link it; lists a scope's sessions and finds them by conversation. Erasing a session
+  deletes its row, and an append to a session without one is refused, under the log's lock
+  (the group statement in `adapters.eventstore.recorders`);
 - `session_event_ids`: the event ids each session has recorded, written with the events; makes
   appends idempotent;
 - `session_feed`: the notification outbox, one or two rows per recording call, keyed by the log
-  position of the call's last event;
+  position of the call's last event (and one per erasure, at its tombstone's); indexed by session,
+  so that an erasure deletes a session's rows without scanning the feed;
 - `feed_horizons`: two positions in the feed's life: `rebuilt_from` (the log head when 0.1.0 last
   rebuilt the read model in place: notifications up to there were already sent; rebuilds are
   blue/green since and never write it) and
@@ -189,6 +194,9 @@ _TOKEN_LIFECYCLE_SQLITE = [
     " requests INTEGER NOT NULL, PRIMARY KEY (token_id, window_start)) WITHOUT ROWID",
 ]
 
+# Migration 6: erasure deletes a session's notifications without scanning the feed.
+_ERASURE = ["CREATE INDEX session_feed_session ON session_feed (session_id)"]
+
 # The tables of each projection, as templates: a rebuild creates them beside the live ones under
 # other names (`{session_events}` becomes `session_events__r1a2b3c`), then swaps them in.
 # Index names follow their table's name, so that the two generations never collide.
@@ -308,6 +316,12 @@ MIGRATIONS: Sequence[Migration] = (
         "token lifecycle (id, name, expiry, revocation, last use) and per-token rate limit windows",
         postgres=_TOKEN_LIFECYCLE_POSTGRES,
         sqlite=_TOKEN_LIFECYCLE_SQLITE,
+    ),
+    Migration(
+        6,
+        "erasure: the feed is indexed by session",
+        postgres=_ERASURE,
+        sqlite=_ERASURE,
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,10 +17,14 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteDatastore
 
-from adapters.database.base import Database
+from adapters.database.base import Database, store_errors
 
 _IN_LIST_CHUNK = 500
 """Ids per `IN (...)` list: SQLite caps the number of parameters of a statement."""
+TAKE_WRITE_LOCK = "UPDATE session_directory SET number = number WHERE 0"
+"""A write that changes nothing: it takes the database's write lock, for a transaction that must
+read the latest rows and then write, with no other writer committing in between."""
+_CHECKPOINT_ATTEMPTS = 3
 
 
 def to_sqlite_time(moment: datetime) -> str:
@@ -137,6 +143,71 @@ class SQLite(Database):
         count = f"SELECT count(*) AS behind FROM {self._events_table} WHERE rowid > %s"  # noqa: S608 (the library's table)
         rows = self.fetch_all(count, (position,))
         return int(rows[0]["behind"])
+
+    def sessions_present(self, cursor: Any, numbers: Collection[int]) -> set[int]:
+        present: set[int] = set()
+        ordered = list(numbers)
+        for start in range(0, len(ordered), _IN_LIST_CHUNK):
+            chunk = ordered[start : start + _IN_LIST_CHUNK]
+            query = f"SELECT number FROM session_directory WHERE number IN ({_marks(len(chunk))})"  # noqa: S608 (placeholders)
+            cursor.execute(_qmark(query), chunk)
+            present.update(int(row["number"]) for row in cursor.fetchall())
+        return present
+
+    def select_for_update(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """SQLite locks the whole database, not rows: the write lock is taken before the read."""
+        self.lock_log(cursor)
+        cursor.execute(_qmark(statement), params)
+        return list(cursor.fetchall())
+
+    def lock_log(self, cursor: Any) -> None:
+        """Takes the database's write lock (a write that changes nothing), and with it a snapshot
+        that no other writer can make stale until the transaction ends. Taken before anything is
+        read: a transaction that read first could not write if another had committed since."""
+        cursor.execute(TAKE_WRITE_LOCK)
+
+    def log_id(self, value: UUID) -> Any:
+        return value.hex  # how the library stores an originator id
+
+    def log_head(self, cursor: Any) -> int:
+        cursor.execute(f"SELECT max(rowid) AS head FROM {self._events_table}")  # noqa: S608 (the library's table)
+        return int(cursor.fetchone()["head"] or 0)
+
+    def append_to_log(self, cursor: Any, stored: StoredEvent, after: int) -> int:
+        """Positions are rowids, and SQLite gives a new row the largest rowid plus one: after the
+        last rows were deleted it would hand out their positions again, which the projections
+        have passed. So the position is chosen here, above every one the log has held."""
+        position = max(after, self.log_head(cursor)) + 1
+        cursor.execute(
+            f"INSERT INTO {self._events_table} (rowid, originator_id, originator_version, topic, state)"  # noqa: S608 (the library's table)
+            " VALUES (?, ?, ?, ?, ?)",
+            (position, self.log_id(UUID(str(stored.originator_id))), stored.originator_version, stored.topic,
+             stored.state),
+        )
+        return position
+
+    def purge_deleted(self) -> bool:
+        """`VACUUM` rewrites the file from the rows that are left: deleted rows leave copies in
+        the free space of pages, even of pages that never held them (seen after page splits,
+        `secure_delete` or not), and only a rewrite removes those. Then the WAL, which still holds
+        the pages as they were, is checkpointed and truncated. Writers wait meanwhile (up to the
+        busy timeout); readers holding an older snapshot can keep the WAL from being truncated,
+        so the checkpoint is tried again briefly before giving up until the next one."""
+        path = self.datastore.pool.db_name
+        if path == ":memory:" or "mode=memory" in path:
+            return True
+        try:
+            with store_errors(), self.datastore.get_connection(commit=True) as connection:
+                cursor = connection.cursor()
+                cursor.execute("VACUUM")  # outside any transaction: the pool's connections autocommit
+                for attempt in range(_CHECKPOINT_ATTEMPTS):
+                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    if cursor.fetchone()[0] == 0:
+                        return True
+                    time.sleep(0.1 * (attempt + 1))
+        except sqlite3.OperationalError:  # still locked after the busy timeout
+            pass
+        return False
 
 
 def _marks(count: int) -> str:

@@ -4,8 +4,9 @@ The log is the system of record: an export from it is complete even while a read
 being rebuilt or broken. Memory stays constant however long the log: it is read a page at a time
 (the whole log through the recorder's notifications, one session through its own events), each
 page is handed on before the next is read, and only the events that are exported are decoded
-(a stored event's topic says what it holds, so a session's creation is never decoded). An export
-covers the log as it stood when it started: events recorded meanwhile are left for the next one.
+(a stored event's topic says what it holds, so a session's creation or tombstone is never
+decoded). An export covers the log as it stood when it started: events recorded meanwhile are left
+for the next one, and a session erased meanwhile is left out from then on.
 """
 
 from __future__ import annotations
@@ -123,9 +124,8 @@ class LogScan:
             self._numbers.clear()
         with store_errors():
             self._numbers.update(self._db.session_numbers_of(unknown))
-        missing = unknown - self._numbers.keys()
-        if missing:  # the directory row is written with a session's first event: never expected
-            raise LookupError(f"sessions {sorted(map(str, missing))} are in the log but not in session_directory")
+        # A session missing from the directory was erased after the page was read (the row is
+        # written with its first event): `_recorded` leaves its events out.
 
     def _recorded(self, events: list[Session.EventRecorded]) -> list[RecordedEvent]:
         return [
@@ -140,6 +140,7 @@ class LogScan:
                 metadata_json=e.metadata,
             )
             for e in events
+            if e.originator_id in self._numbers
         ]
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import select
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from inspect import unwrap
@@ -25,18 +25,18 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresFactory,
 )
-from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteCursor, SQLiteFactory
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from adapters.database.sqlite import to_sqlite_time
+from adapters.database.sqlite import TAKE_WRITE_LOCK, to_sqlite_time
 from adapters.eventstore.group_write import GroupRows, GroupWritten
 
 _fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
@@ -119,10 +119,29 @@ def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
 
 
 class FailFastPostgresAggregateRecorder(PostgresAggregateRecorder):
-    """Snapshots: the library's recorder, giving up promptly when the store is unreachable."""
+    """Snapshots: the library's recorder, giving up promptly when the store is unreachable, and
+    never writing one of an erased session."""
 
-    insert_events = _fail_fast(unwrap(PostgresAggregateRecorder.insert_events))
     select_events = _fail_fast(unwrap(PostgresAggregateRecorder.select_events))
+
+    @_fail_fast
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """A snapshot is written after its save has committed, so its session may have been erased
+        in between: it is written only if the session's directory row still exists, locked (KEY
+        SHARE) until the snapshot commits. An erasure then either waits for the snapshot (and
+        deletes it with the rest) or has already deleted the row (ADR 0013)."""
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(
+                "SELECT session_uuid FROM session_directory WHERE session_uuid = ANY(%s) FOR KEY SHARE",
+                ([event.originator_id for event in stored_events],),
+            )
+            existing = {row["session_uuid"] for row in curs.fetchall()}
+            kept = [event for event in stored_events if event.originator_id in existing]
+            if kept:
+                self._insert_stored_events(curs, kept)
+        return None
 
 
 class SessionLogPostgresRecorder(PostgresApplicationRecorder):
@@ -322,6 +341,21 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
         return conflicted
 
 
+class SessionSnapshotsSQLiteRecorder(SQLiteAggregateRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """As on PostgreSQL, a snapshot of an erased session is not written; the check follows the
+        write lock, so that no erasure commits between it and the write."""
+        c.execute(TAKE_WRITE_LOCK)
+        ids = [str(event.originator_id) for event in stored_events]
+        marks = ",".join("?" * len(ids))
+        c.execute(f"SELECT session_uuid FROM session_directory WHERE session_uuid IN ({marks})", ids)  # noqa: S608 (placeholders)
+        existing = {row["session_uuid"] for row in c.fetchall()}
+        kept = [event for event in stored_events if str(event.originator_id) in existing]
+        return super()._insert_events(c, kept, **kwargs) if kept else None
+
+
 class SessionLogSQLiteFactory(SQLiteFactory):
-    aggregate_recorder_class = SQLiteAggregateRecorder
+    aggregate_recorder_class = SessionSnapshotsSQLiteRecorder
     application_recorder_class = SessionLogSQLiteRecorder

@@ -1,7 +1,8 @@
 """The notification feed: rows written by the session log's recorder in the same transaction as
-the events they announce (an outbox), keyed by the save's log position. A row is *ready* once
-the `session_events` projection has passed its position, i.e. once what it announces can be
-read; readers only ever see ready rows."""
+the events they announce (an outbox), keyed by the save's log position; an erasure deletes the
+session's rows and writes its `session_erased` row, at its tombstone's position, the same way.
+A row is *ready* once the `session_events` projection has passed its position, i.e. once what
+it announces can be read; readers only ever see ready rows."""
 
 from __future__ import annotations
 

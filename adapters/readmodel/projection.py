@@ -11,7 +11,11 @@ A `Projector` keeps one read model in step with the session log:
   projection's state becomes `failed` with that event's position and the error, and it stops
   there (never skipping it) until it is retried (a process start, or a rebuild);
 - the same machinery builds a new generation of the tables beside the live one for a rebuild
-  (`tables` maps each table to the name it is written under; see `rebuild.py`)."""
+  (`tables` maps each table to the name it is written under; see `rebuild.py`);
+- erasure-proof (ADR 0013): a session's tombstone (`Session.Erased`) makes the read model delete
+  the session's rows, and a batch read before a session was erased never writes its events
+  after: they are dropped unless the session still has its directory row, checked once the
+  batch holds its tracking row, which an erasure locks for its whole transaction."""
 
 from __future__ import annotations
 
@@ -51,6 +55,11 @@ class LogEvent:
     def recorded(self) -> Session.EventRecorded | None:
         return self.event if isinstance(self.event, Session.EventRecorded) else None
 
+    @property
+    def erased(self) -> bool:
+        """The session's tombstone: it was erased here, and nothing of it may remain."""
+        return isinstance(self.event, Session.Erased)
+
 
 class ReadModel(Protocol):
     """A projection's own part: its name, its tables (templates in `adapters.database.schema`),
@@ -66,7 +75,14 @@ class ReadModel(Protocol):
 
     def write(self, db: Database, cursor: Any, tables: Mapping[str, str], batch: Sequence[LogEvent]) -> None:
         """Writes what `batch` changes, with `cursor` (inside the projector's transaction), into
-        the tables named `tables[table]`. Must be deterministic: a rebuild replays the same log."""
+        the tables named `tables[table]`. Must be deterministic: a rebuild replays the same log.
+        The batch holds no tombstones: those are `erase`d."""
+        ...
+
+    def erase(self, db: Database, cursor: Any, tables: Mapping[str, str], session_numbers: Sequence[int]) -> None:
+        """Deletes every row these sessions have in the tables named `tables[table]`: they were
+        erased (by the erasure's own transaction, and again when a projection meets their
+        tombstones), and nothing of what they held may remain."""
         ...
 
 
@@ -193,10 +209,15 @@ class Projector:
             return [], after
         decoded = [(n.id, self._log.mapper.to_domain_event(n)) for n in notifications]
         for _, event in decoded:
-            if isinstance(event, Session.Started):  # a session's creation carries its number
+            if isinstance(event, Session.Started | Session.Erased):  # they carry the session's number
                 self._numbers.learn(event.originator_id, event.number)
         numbers = self._numbers.of({event.originator_id for _, event in decoded})
-        batch = [LogEvent(position, numbers[event.originator_id], event) for position, event in decoded]
+        # A session missing from the directory was erased after this batch was read: its events go.
+        batch = [
+            LogEvent(position, numbers[event.originator_id], event)
+            for position, event in decoded
+            if event.originator_id in numbers
+        ]
         return batch, notifications[-1].id
 
     # --- projecting --------------------------------------------------------------------------
@@ -207,7 +228,7 @@ class Projector:
         self._raise_if_failed()
         start = self.position()
         batch, end = self.read_log(start, self.batch_size)
-        if not batch:
+        if end == start:
             return 0
         try:
             self._commit(start, end, batch)
@@ -217,7 +238,7 @@ class Projector:
             if isinstance(error, IntegrityError):  # a rival wrote these rows first
                 raise ProjectionConflict(str(error)) from error
             self._isolate_failure(start, batch, error)
-        return len(batch)
+        return max(len(batch), 1)  # a batch whose every event was dropped still moved the position
 
     def _commit(self, start: int, end: int, batch: Sequence[LogEvent]) -> None:
         with self._db.transaction(commit=True) as cursor:
@@ -231,8 +252,15 @@ class Projector:
         cursor.execute(self._advance, (end, self._db.now(), self.name, start))
         if not cursor.fetchall():
             raise ProjectionConflict(f"{self.name}: position moved from {start} (or the projection failed)")
-        if batch:
-            self.model.write(self._db, cursor, self.tables, batch)
+        erased = sorted({e.session_number for e in batch if e.erased})
+        events = [e for e in batch if not e.erased]
+        if events:  # only now, holding the tracking row an erasure locks, is "not erased" final
+            present = self._db.sessions_present(cursor, {e.session_number for e in events})
+            events = [e for e in events if e.session_number in present]
+        if events:
+            self.model.write(self._db, cursor, self.tables, events)
+        if erased:
+            self.model.erase(self._db, cursor, self.tables, erased)
         if self._announce:
             self._db.announce(cursor, FEED_CHANNEL, str(end))  # delivered on commit
 

@@ -78,13 +78,14 @@ class Rebuild:
         """What an interrupted rebuild left behind (tables and tracking row of its generation)."""
         prefix = self._model.name + GENERATION_MARK
         with self._db.transaction(commit=True) as cursor:
-            for table in self._model.tables:
-                for leftover in self._db.tables_named_like(table + GENERATION_MARK):
-                    cursor.execute(f"DROP TABLE IF EXISTS {leftover}")
+            # The tracking rows first, then the tables: the order an erasure locks them in.
             cursor.execute(
                 self._db.statement("DELETE FROM projection_tracking WHERE substr(name, 1, %s) = %s"),
                 (len(prefix), prefix),
             )
+            for table in self._model.tables:
+                for leftover in self._db.tables_named_like(table + GENERATION_MARK):
+                    cursor.execute(f"DROP TABLE IF EXISTS {leftover}")
 
     def _new_generation(self) -> Projector:
         suffix = GENERATION_MARK + secrets.token_hex(3)

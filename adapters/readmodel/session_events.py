@@ -38,3 +38,7 @@ class SessionEvents:
         ]
         if rows:
             cursor.executemany(insert, rows)
+
+    def erase(self, db: Database, cursor: Any, tables: Mapping[str, str], session_numbers: Sequence[int]) -> None:
+        delete = db.statement(f"DELETE FROM {tables['session_events']} WHERE session_id = %s")  # noqa: S608 (our table)
+        cursor.executemany(delete, [(number,) for number in session_numbers])

@@ -61,6 +61,11 @@ class SessionStatsModel:
             self._count(sessions[number], event.event_type, event.sent_at, event.data)
         self._store(db, cursor, tables, sessions)
 
+    def erase(self, db: Database, cursor: Any, tables: Mapping[str, str], session_numbers: Sequence[int]) -> None:
+        for table in self.tables:
+            delete = db.statement(f"DELETE FROM {tables[table]} WHERE session_id = %s")  # noqa: S608 (our tables)
+            cursor.executemany(delete, [(number,) for number in session_numbers])
+
     @staticmethod
     def _count(session: _Session, event_type: str, sent_at: datetime, data_json: str) -> None:
         stats = session.stats

@@ -45,6 +45,7 @@ EVENTS_DUPLICATE = Counter(
     f"{PREFIX}_events_duplicate", "Events sent again with an id the session had recorded: not recorded twice"
 )
 RECORDING_CALLS = Counter(f"{PREFIX}_recording_calls", "Successful recording calls, by kind", ["kind"])
+SESSIONS_ERASED = Counter(f"{PREFIX}_sessions_erased", "Sessions erased by DELETE /api/sessions/{id}")
 OPEN_STREAMS = Gauge(
     f"{PREFIX}_open_streams",
     "Live-notification streams open now, by transport",
@@ -96,6 +97,11 @@ def group_saved(group: GroupSaved) -> None:
     GROUP_CALLS.observe(group.calls)
     GROUP_EVENTS.observe(group.events)
     GROUP_CONFLICTS.inc(group.conflicts)
+
+
+def erased() -> None:
+    """A session was erased through the API (`sessions prune` runs outside the server)."""
+    SESSIONS_ERASED.inc()
 
 
 @contextmanager
@@ -174,7 +180,7 @@ def scrape(statuses: Callable[[], Sequence[ProjectionStatus]]) -> bytes:
     summary="Prometheus metrics",
     description="Prometheus text format, summed over every worker process: requests by route template and "
     "status with latency histograms, events recorded (duplicates apart), recording calls by kind, calls and "
-    "events per transaction (group commit) and conflicts, each "
+    "events per transaction (group commit) and conflicts, sessions erased, each "
     "projection's position, lag and state, open live-notification streams and PostgreSQL pool usage. "
     "No token: expose it only where the scraper can reach it.",
     tags=["health"],

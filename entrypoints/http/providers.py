@@ -18,6 +18,7 @@ from litestar.dto.data_structures import DTOFieldDefinition
 from litestar.params import SkipValidation
 from litestar.typing import FieldDefinition
 
+from application.erasure import SessionErasure
 from application.notifications import Notifier
 from application.ports import RateLimiter, TokenStore
 from application.scope import Scope
@@ -40,6 +41,10 @@ def provide_service(state: State) -> Service:
 
 def provide_sessions(state: State) -> SessionService:
     return provide_service(state).sessions
+
+
+def provide_erasure(state: State) -> SessionErasure:
+    return provide_service(state).erasure
 
 
 def provide_tokens(state: State) -> TokenStore:
@@ -102,6 +107,7 @@ Wired = SkipValidation[Service]
 Caller = NamedDependency[Scope]
 """The scope of the request's bearer token (`provide_scope`)."""
 Sessions = NamedDependency[SessionService]
+Erasure = NamedDependency[SessionErasure]
 KeepAliveSeconds = NamedDependency[float]
 """Seconds between keep-alive comments on a live stream."""
 """The composition root's `Service`, as the health check sees it (not validated: it is no body)."""
@@ -153,6 +159,7 @@ DEPENDENCIES = {
     "caller": Provide(provide_scope, sync_to_thread=False),
     "limiter": Provide(provide_limiter, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
+    "erasure": Provide(provide_erasure, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "notifier": Provide(provide_notifier, sync_to_thread=False),
     "keepalive": Provide(provide_keepalive, sync_to_thread=False),

@@ -1,9 +1,10 @@
 """Live notifications over Server-Sent Events (`GET /api/stream`) and WebSocket (`/api/ws`).
 
-Each message is `{"session_id", "event_count"}` (event `session_events`) or the session's new
-`status` / `external_conversation_id` (event `session_updated`), sent once what it announces can
-be read. Its id resumes the stream: reconnect with `Last-Event-ID` and what was missed is sent
-first; if that is no longer possible the client gets a `resync` event and should re-query."""
+Each message is `{"session_id", "event_count"}` (event `session_events`), the session's new
+`status` / `external_conversation_id` (event `session_updated`), or `{"session_id"}` of a session
+erased (event `session_erased`), sent once what it announces can be read. Its id resumes the
+stream: reconnect with `Last-Event-ID` and what was missed is sent first; if that is no longer
+possible the client gets a `resync` event and should re-query."""
 
 from __future__ import annotations
 
@@ -120,7 +121,10 @@ async def notifications(
 _EVENTS = (
     "Events: `session_events` `{session_id, event_count}` once a call's events can be read; "
     "`session_updated` `{session_id, status, external_conversation_id}` when a call changed the session; "
-    "`resync` `{reason}`: notifications were missed, re-query. Each event's `id` resumes the stream."
+    "`session_erased` `{session_id}` once a session has been erased (`DELETE /api/sessions/{id}` or "
+    "`sessions prune`): forget it, it answers 404 from now on, and what was sent about it is never replayed; "
+    "`resync` `{reason}`: notifications were missed, re-query. Each event's `id` resumes the stream. "
+    "Ignore event names you do not know: more may be added."
 )
 _SSE_EXAMPLE = (
     ": connected\nretry: 2000\n\n"

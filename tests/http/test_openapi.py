@@ -19,6 +19,7 @@ API_OPERATIONS = {
     ("post", "/api/sessions"): {"201", "400", "401", "429", "413", "422", "503"},
     ("get", "/api/sessions"): {"200", "401", "429", "422", "503"},
     ("get", "/api/sessions/{session_id}"): {"200", "401", "429", "404", "422", "503"},
+    ("delete", "/api/sessions/{session_id}"): {"204", "401", "429", "404", "503"},
     ("post", "/api/sessions/{session_id}/events"): {"200", "400", "401", "429", "404", "413", "422", "503"},
     ("post", "/api/sessions/{session_id}/events/batch"): {"200", "400", "401", "429", "404", "413", "422", "503"},
     ("get", "/api/sessions/{session_id}/events"): {"200", "401", "429", "404", "422", "503"},
@@ -169,7 +170,7 @@ def test_api_routes_declare_the_bearer_scheme_and_health_does_not(document: dict
 def test_the_stream_is_documented_as_server_sent_events(document: dict[str, Any]) -> None:
     ok = document["paths"]["/api/stream"]["get"]["responses"]["200"]
     assert set(ok["content"]) == {"text/event-stream"}
-    for name in ("session_events", "session_updated", "resync"):
+    for name in ("session_events", "session_updated", "session_erased", "resync"):
         assert name in ok["description"]
     parameters = {(p["in"], p["name"].lower()) for p in document["paths"]["/api/stream"]["get"]["parameters"]}
     assert parameters == {("header", "last-event-id"), ("query", "last_event_id")}

@@ -30,7 +30,9 @@ def session_routes() -> list[tuple[str, str]]:
 
 
 def test_the_app_has_the_session_routes_this_test_expects() -> None:
-    assert len(session_routes()) >= 5  # GET session, GET/POST events, POST batch, GET stats
+    routes = session_routes()
+    assert len(routes) >= 6  # GET and DELETE session, GET/POST events, POST batch, GET stats
+    assert ("DELETE", "/api/sessions/{}") in routes
 
 
 @pytest.mark.parametrize("query", ["", "?sequence=0", "?limit=5&order=desc"])
@@ -48,7 +50,7 @@ def test_every_session_route_answers_a_foreign_scope_like_a_missing_session(
         as_missing = client.request(method, missing_path + query, json=body)
         assert (as_stranger.status_code, as_stranger.json()) == (404, NOT_FOUND), (method, path)
         assert (as_missing.status_code, as_missing.json()) == (404, NOT_FOUND), (method, path)
-    # And nothing the stranger sent was stored.
+    # And nothing the stranger sent was stored, nor erased.
     assert len(client.get(f"/api/sessions/{mine}/events").json()["data"]) == 1
 
 

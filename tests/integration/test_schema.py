@@ -7,16 +7,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 import pytest
 
 from adapters.database import schema
+from adapters.database.base import Database
 from adapters.database.url import DatabaseSettings
 from adapters.eventstore.log import open_session_log
+from adapters.eventstore.store import EventSourcedSessionStore
+from application.group_commit import GroupCommit
 from application.queries import EventQuery, Page
 from application.scope import Scope
-from entrypoints.bootstrap import bootstrap
+from application.services import SessionService
+from entrypoints.bootstrap import _database, bootstrap
 from tests.conftest import STORES, require_postgres, settings_for, store_url
 from tests.factories import raw_event
 
@@ -176,3 +181,88 @@ def test_migration_3_skips_a_conversation_id_no_text_column_can_hold(kind: str, 
             assert rows[0]["external_conversation_id"] is None
         finally:
             service.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_migration_6_on_a_database_as_migration_5_left_it(kind: str, tmp_path: Path) -> None:
+    """Sessions and notifications recorded before it are indexed by session and can be erased,
+    and appends to them go on."""
+    with store_url(kind, tmp_path) as url:
+        settings = settings_for(url)
+        log = open_session_log(settings.database)
+        database = _database(settings, log)
+        assert schema.migrate(database, log, schema.MIGRATIONS[:5]) == [1, 2, 3, 4, 5]  # as release 5 left it
+        scope = Scope(61, 62)
+        old_store = EventSourcedSessionStore(log, database)
+        old_sessions = SessionService(old_store, None, None, GroupCommit(old_store))  # type: ignore[arg-type]
+        erased, kept = old_sessions.create_session(scope), old_sessions.create_session(scope)
+        old_sessions.close()
+        with database.transaction(commit=True) as cursor:  # notifications that release recorded
+            for position, session in ((1, erased), (2, kept)):
+                cursor.execute(
+                    database.statement(
+                        "INSERT INTO session_feed (position, kind, session_id, account_id, user_id, payload,"
+                        " created_at) VALUES (%s, 'session_events', %s, %s, %s, '{}', %s)"
+                    ),
+                    (position, session.number, scope.account_id, scope.user_id, database.now()),
+                )
+        log.close()
+
+        service = bootstrap(settings, run_projection=False)
+        try:
+            assert schema.current_version(service.database) == schema.LATEST
+            service.sessions.handle_event(scope, kept.number, raw_event())
+            service.sessions.handle_event(scope, erased.number, raw_event())
+            service.erasure.erase_session(scope, erased.number)
+            feed = service.database.fetch_all("SELECT session_id, kind FROM session_feed ORDER BY position, kind")
+            assert [(row["session_id"], row["kind"]) for row in feed] == [
+                (kept.number, "session_events"),
+                (kept.number, "session_events"),
+                (erased.number, "session_erased"),
+            ]
+            assert "session_feed_session" in _plan(service.database, "DELETE FROM session_feed WHERE session_id = 1")
+        finally:
+            service.close()
+
+
+ERASURE_STATEMENTS = [
+    "DELETE FROM session_feed WHERE session_id = 1",
+    "DELETE FROM session_event_ids WHERE session_id = 1",
+    "DELETE FROM session_directory WHERE number = 1",
+    "DELETE FROM session_events WHERE session_id = 1",
+    "DELETE FROM session_stats WHERE session_id = 1",
+    "DELETE FROM session_stats_open_calls WHERE session_id = 1",
+    "DELETE FROM {events} WHERE originator_id = {id}",
+    "DELETE FROM {snapshots} WHERE originator_id = {id}",
+    "SELECT received_at FROM session_events WHERE session_id = 1 ORDER BY sequence DESC LIMIT 1",
+]
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_erasing_a_session_reads_its_rows_by_index_never_a_whole_table(kind: str, tmp_path: Path) -> None:
+    with store_url(kind, tmp_path) as url:
+        service = bootstrap(settings_for(url), run_projection=False)
+        try:
+            db = service.database
+            names = {
+                "events": service.log.recorder.events_table_name,  # type: ignore[attr-defined]
+                "snapshots": service.log.snapshots.recorder.events_table_name,  # type: ignore[union-attr]
+                "id": f"'{db.log_id(UUID(int=1))}'",
+            }
+            for statement in ERASURE_STATEMENTS:
+                plan = _plan(db, statement.format(**names))
+                assert "Seq Scan" not in plan and "SCAN " not in plan, (statement, plan)
+        finally:
+            service.close()
+
+
+def _plan(database: Database, statement: str) -> str:
+    """The query plan, with sequential scans ruled out wherever an index would do (PostgreSQL
+    prefers a scan of a table this small, which says nothing of a large one)."""
+    with database.transaction(commit=False) as cursor:
+        if database.name == "postgres":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {statement}")
+            return "\n".join(str(next(iter(row.values()))) for row in cursor.fetchall())
+        cursor.execute(f"EXPLAIN QUERY PLAN {statement}")
+        return "\n".join(str(row["detail"]) for row in cursor.fetchall())

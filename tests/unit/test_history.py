@@ -339,7 +339,7 @@ def test_the_0_1_0_rules(facts: Facts, event_type: str, data: str, changes: dict
 
 # Every stored shape carries a version.
 
-VERSIONS = {Session: 1, Session.Started: 1, Session.EventRecorded: 2}
+VERSIONS = {Session: 1, Session.Started: 1, Session.EventRecorded: 2, Session.Erased: 1}
 """Raise one only together with an upcaster from the version before (docs/changing-an-event.md)."""
 
 
@@ -369,3 +369,21 @@ def test_no_effect_is_recorded_as_no_changes() -> None:
     session = Session(number=7, account_id=1, user_id=2)
     session.record([new_event(EventType.TOOL_CALLED, {"new_status": "failed"})])
     assert getattr(session.collect_events()[-1], "changes") == dict(NO_EFFECT.changes) == {}  # noqa: B009
+
+
+def test_a_tombstone_ends_the_session_whose_history_it_follows() -> None:
+    session = Session(number=7, account_id=1, user_id=2)
+    session.record([new_event(), new_event()])
+    history = session.collect_events()
+    tombstone = Session.Erased.of(7, last_version=history[-1].originator_version)
+    assert (tombstone.originator_id, tombstone.originator_version, tombstone.number) == (session.id, 4, 7)
+    replayed: Session | None = None
+    for event in [*history, tombstone]:
+        replayed = event.mutate(replayed)
+    assert replayed is None  # loads as not found, from its history or from a cached copy alike
+    assert tombstone.mutate(None) is None  # and alone, its history deleted
+
+
+def test_a_tombstone_stores_nothing_but_the_session_number() -> None:
+    tombstone = Session.Erased.of(7, last_version=3)
+    assert set(vars(tombstone)) == {"originator_id", "originator_version", "timestamp", "number"}

@@ -1,17 +1,17 @@
-"""`/api/sessions`: create, list and get the caller's sessions."""
+"""`/api/sessions`: create, list, get and erase the caller's sessions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get, post
+from litestar import Response, delete, get, post
 from litestar.params import Parameter
 
 from application.queries import DEFAULT_SESSION_PAGE, MAX_OFFSET, MAX_PAGE, Page
 from application.validation import parse_session_fields
-from entrypoints.http import bodies
+from entrypoints.http import bodies, metrics
 from entrypoints.http.openapi import ContractOperation, OptionalBodyOperation, errors_documented
-from entrypoints.http.providers import Caller, ExactBody, Sessions
+from entrypoints.http.providers import Caller, Erasure, ExactBody, Sessions
 from entrypoints.http.schemas import NewSession, SessionEnvelope, SessionsEnvelope, answer, session_out
 
 
@@ -90,4 +90,22 @@ def get_session(
     return answer(SessionEnvelope(session_out(session)))
 
 
-ROUTES: list[Any] = [create_session, list_sessions, get_session]
+@delete(
+    "/sessions/{session_id:int}",
+    tags=["sessions"],
+    summary="Erase a session and all its events, for good",
+    description="The session, its events, its statistics and its notifications are deleted from the event log "
+    "and from every read model, export and stream replay: afterwards it answers 404 on every route, in every "
+    "process, and nothing it held can be read. Appends racing with the erasure are either erased with it or "
+    "refused (404). Streams of the session's scope get a `session_erased` event `{session_id}`. An erased "
+    "session cannot be restored, and its id is never reused.",
+    responses=errors_documented(401, 404, 503),
+    operation_class=ContractOperation,
+    sync_to_thread=True,
+)
+def erase_session(session_id: int, caller: Caller, erasure: Erasure) -> None:
+    erasure.erase_session(caller, session_id)
+    metrics.erased()
+
+
+ROUTES: list[Any] = [create_session, list_sessions, get_session, erase_session]
