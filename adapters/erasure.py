@@ -18,8 +18,9 @@ Everything else keeps running meanwhile, and none of it can bring the session ba
   it can be swapped in.
 
 Locks are taken in the order appends and projectors take them, so that none waits for another in
-a cycle: the tracking rows (by name, as a rebuild's swap), then the sessions' directory rows (an
-append that links a conversation updates its row before taking the log's lock), then the log."""
+a cycle: the log first (an append takes it before anything else, then updates a directory row it
+links to a conversation), then the tracking rows (by name, as a projector and a rebuild's swap
+take theirs, neither of which ever takes the log's lock), then the sessions' directory rows."""
 
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ class LogErasure:
             raise ValueError(f"at most {MAX_SESSIONS_PER_TRANSACTION} sessions per erasure, not {len(numbers)}")
         db = self._db
         with db.transaction(commit=not dry_run) as cursor:
+            db.lock_log(cursor)
             tracking = db.select_for_update(cursor, "SELECT name FROM projection_tracking ORDER BY name")
             rows = self._lock_directory_rows(cursor, numbers, owner)
-            db.lock_log(cursor)
             doomed = []
             for row in rows:
                 session, last = self._with_last_event(cursor, row)
