@@ -129,3 +129,14 @@ class Database(ABC):
     @abstractmethod
     def count_log_events_after(self, position: int) -> int:
         """How many events the session log holds after `position`."""
+
+    @abstractmethod
+    def log_rows_after(self, position: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """Up to `limit` rows of the session log after `position`, in log order, as plain tuples
+        (position, aggregate id as the driver gives it, aggregate version, topic, state): what a
+        projection reads, a batch at a time, with nothing built per row that it does not need."""
+
+    @abstractmethod
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Inserts `rows` (values in `columns` order, as this dialect stores them) into `table`
+        in bulk, with `cursor`, in its transaction: how a projection writes a batch's new rows."""

@@ -27,6 +27,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.database.base import UNREACHABLE, Database, store_errors
 from adapters.eventstore.log import SessionLog
+from adapters.readmodel.log_reader import LogReader
 from application.errors import StoreUnavailable
 from domain.session import Session
 
@@ -169,6 +170,7 @@ class Projector:
         self._db = database
         self._announce = announce
         self._numbers = SessionNumbers(database)
+        self.reader = LogReader(log.mapper, database)
         self._advance = database.statement(
             "UPDATE projection_tracking SET position = %s, updated_at = %s"
             " WHERE name = %s AND position = %s AND state = 'live' RETURNING position"
@@ -187,17 +189,15 @@ class Projector:
 
     def read_log(self, after: int, limit: int) -> tuple[list[LogEvent], int]:
         """Up to `limit` log events after `after`, and the position the batch ends at."""
-        with store_errors():
-            notifications = self._log.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        if not notifications:
+        decoded = self.reader.read(after, limit)
+        if not decoded:
             return [], after
-        decoded = [(n.id, self._log.mapper.to_domain_event(n)) for n in notifications]
         for _, event in decoded:
             if isinstance(event, Session.Started):  # a session's creation carries its number
                 self._numbers.learn(event.originator_id, event.number)
         numbers = self._numbers.of({event.originator_id for _, event in decoded})
         batch = [LogEvent(position, numbers[event.originator_id], event) for position, event in decoded]
-        return batch, notifications[-1].id
+        return batch, decoded[-1][0]
 
     # --- projecting --------------------------------------------------------------------------
     def process_batch(self) -> int:
