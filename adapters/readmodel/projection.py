@@ -171,6 +171,9 @@ class Projector:
         self._announce = announce
         self._numbers = SessionNumbers(database)
         self.reader = LogReader(log.mapper, database)
+        self._committed_to: int | None = None
+        """The position this projector's last commit moved to: where its next batch starts, with no
+        read of the tracking row. Forgotten on a conflict or a failure, and by `catch_up()`."""
         self._advance = database.statement(
             "UPDATE projection_tracking SET position = %s, updated_at = %s"
             " WHERE name = %s AND position = %s AND state = 'live' RETURNING position"
@@ -204,8 +207,7 @@ class Projector:
         """Projects the next batch; returns how many log events it consumed. Raises
         `ProjectionConflict` if another projector moved first, `ProjectionFailed` if the read
         model raised (after keeping the events before the one that failed)."""
-        self._raise_if_failed()
-        start = self.position()
+        start = self._start() if self._committed_to is None else self._committed_to
         batch, end = self.read_log(start, self.batch_size)
         if not batch:
             return 0
@@ -220,8 +222,10 @@ class Projector:
         return len(batch)
 
     def _commit(self, start: int, end: int, batch: Sequence[LogEvent]) -> None:
+        self._committed_to = None  # known again once this commits
         with self._db.transaction(commit=True) as cursor:
             self.apply_in(cursor, start, end, batch)
+        self._committed_to = end
         self.progress.advanced_to(end)
 
     def apply_in(self, cursor: Any, start: int, end: int, batch: Sequence[LogEvent]) -> None:
@@ -253,6 +257,7 @@ class Projector:
         logger.warning("projection %s: a batch failed (%r) but each of its events went through", self.name, error)
 
     def _fail(self, position: int, error: Exception) -> None:
+        self._committed_to = None
         message = f"{type(error).__name__}: {error}"[:2000]
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
@@ -265,12 +270,20 @@ class Projector:
         logger.error("projection %s failed at log position %s: %s", self.name, position, message, exc_info=error)
         raise ProjectionFailed(self.name, position, message) from error
 
-    def _raise_if_failed(self) -> None:
+    def _start(self) -> int:
+        """The position the next batch starts from, in one read with the state: raises
+        `ProjectionFailed` if the projection has failed."""
         rows = self._db.fetch_all(
-            "SELECT error, failed_position FROM projection_tracking WHERE name = %s AND state = 'failed'", (self.name,)
+            "SELECT position, state, error, failed_position FROM projection_tracking WHERE name = %s", (self.name,)
         )
-        if rows:
-            raise ProjectionFailed(self.name, int(rows[0]["failed_position"] or 0), str(rows[0]["error"]))
+        if not rows:
+            return 0
+        row = rows[0]
+        if row["state"] == FAILED:
+            raise ProjectionFailed(self.name, int(row["failed_position"] or 0), str(row["error"]))
+        position = int(row["position"])
+        self.progress.advanced_to(position)
+        return position
 
     def retry(self) -> bool:
         """Clears a failure so that projecting resumes at the event that failed (after a fix has
@@ -288,7 +301,9 @@ class Projector:
     def catch_up(self, on_progress: Callable[[int], None] | None = None) -> None:
         """Projects until the head of the log, synchronously (rebuilds, tests). Another projector
         (a running service) may do part of the work: a conflict just means carrying on from its
-        position. `on_progress` is told each position reached."""
+        position. `on_progress` is told each position reached. It starts from the tracked
+        position, whoever set it."""
+        self._committed_to = None
         stuck = 0
         while True:
             before = self.progress.position
