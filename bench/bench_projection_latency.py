@@ -27,6 +27,7 @@ from bench_rebuild import DEFAULT_SERVER, SCOPE, fields, scratch_store
 from adapters.database.url import DatabaseSettings
 from adapters.readmodel.projection import Projector
 from entrypoints.bootstrap import bootstrap
+from entrypoints.heap import freeze_startup_heap
 from entrypoints.settings import Settings
 
 
@@ -65,6 +66,7 @@ def main() -> int:
     logging.getLogger("session_events.sessions").disabled = True  # a note for each error_occurred
     with scratch_store(args.store, args.server) as url:
         service = bootstrap(Settings(database=DatabaseSettings.from_url(url)))
+        freeze_startup_heap()  # as `serve` does
         try:
             stamps = {name: Stamps(projector) for name, projector in service.projectors.items()}
             number = service.sessions.create_session(SCOPE).number

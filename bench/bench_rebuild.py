@@ -13,6 +13,9 @@ transaction; SQLite: `executemany` in one transaction). Figures are medians over
     python bench/bench_rebuild.py --store sqlite
     python bench/bench_rebuild.py --events 20000 --repeat 1       # quicker
     python bench/bench_rebuild.py --batch-size 5000               # log events per transaction
+
+Once the log is written the start-up heap is frozen, as in `serve` and `projections rebuild`
+(`entrypoints/heap.py`); `--no-freeze` leaves it to the garbage collector.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from adapters.database import schema
 from adapters.database.url import DatabaseSettings
 from application.scope import Scope
 from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.heap import freeze_startup_heap
 from entrypoints.settings import Settings
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -154,12 +158,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("catch-up", "rebuild"), default=None)
     parser.add_argument("--model", action="append", help="only this read model (repeatable; default: all)")
+    parser.add_argument("--no-freeze", action="store_true", help="leave the start-up heap to the garbage collector")
     args = parser.parse_args()
     logging.getLogger("session_events.sessions").disabled = True  # a note for each error_occurred
     with scratch_store(args.store, args.server) as url:
         service = bootstrap(Settings(database=DatabaseSettings.from_url(url)), run_projection=False)
         try:
             write_log(service, args.events)
+            if not args.no_freeze:
+                freeze_startup_heap()  # as `serve` and `projections rebuild` do once built
             log_events = service.projection.head()
             names = args.model or list(service.projectors)
             if args.batch_size:
