@@ -4,7 +4,8 @@ total duration. A `tool_result` completes the session's earlier `tool_called` wi
 `data.tool_use_id` (once); it is a failure when its `data.success` is `false`. Calls still
 waiting for their result are kept in `session_stats_open_calls`.
 
-Only tool events have their `data` decoded: every other event just counts."""
+Only tool events have their `data` decoded, and of it only the three keys the model reads:
+every other event just counts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+
+import msgspec
 
 from adapters.database.base import Database
 from adapters.readmodel.projection import LogEvent
@@ -37,12 +40,33 @@ class _Session:
     """The open calls as the table holds them, to write back only what changed."""
 
 
-def _keys(data_json: str) -> Mapping[str, Any]:
+class ToolFields(msgspec.Struct, gc=False):
+    """The keys of a tool event's `data` the model reads."""
+
+    tool_name: Any = None
+    tool_use_id: Any = None
+    success: Any = None
+
+
+NO_TOOL_FIELDS = ToolFields()
+_decode_tool_fields = msgspec.json.Decoder(ToolFields).decode
+
+
+def tool_fields(data_json: str) -> ToolFields:
+    """The keys as `json.loads` reads them (the last of duplicated keys; none from text that is
+    not a JSON object). msgspec builds only these three values and skips the rest of the text;
+    the few texts it refuses but `json` reads (`NaN`, a lone surrogate) are read by `json`."""
+    try:
+        return _decode_tool_fields(data_json)
+    except msgspec.MsgspecError:
+        pass
     try:
         data = json.loads(data_json)
     except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        return NO_TOOL_FIELDS
+    if not isinstance(data, dict):
+        return NO_TOOL_FIELDS
+    return ToolFields(data.get("tool_name"), data.get("tool_use_id"), data.get("success"))
 
 
 def _text(value: Any) -> str | None:
@@ -72,24 +96,24 @@ class SessionStatsModel:
         if event_type == ERROR_OCCURRED:
             stats.errors += 1
         elif event_type == TOOL_CALLED:
-            data = _keys(data_json)
-            tool_name = _text(data.get("tool_name"))
+            fields = tool_fields(data_json)
+            tool_name = _text(fields.tool_name)
             if tool_name is None:
                 return
             stats.tools.setdefault(tool_name, ToolStats()).calls += 1
-            tool_use_id = _text(data.get("tool_use_id"))
+            tool_use_id = _text(fields.tool_use_id)
             if tool_use_id is not None and tool_use_id not in session.open_calls:
                 session.open_calls[tool_use_id] = _OpenCall(tool_name, sent_at)
         elif event_type == TOOL_RESULT:
-            data = _keys(data_json)
-            tool_use_id = _text(data.get("tool_use_id"))
+            fields = tool_fields(data_json)
+            tool_use_id = _text(fields.tool_use_id)
             call = session.open_calls.pop(tool_use_id, None) if tool_use_id is not None else None
             if call is None:
                 return
             tool = stats.tools.setdefault(call.tool_name, ToolStats())
             tool.completed += 1
             tool.total_duration_ms += (sent_at - call.sent_at).total_seconds() * 1000
-            if data.get("success") is False:
+            if fields.success is False:
                 tool.failures += 1
 
     @staticmethod
