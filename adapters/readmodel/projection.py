@@ -6,7 +6,9 @@ A `Projector` keeps one read model in step with the session log:
   projection's new position in one transaction, and the position only moves from the value the
   batch was read at (compare-and-set): a batch is never applied twice nor skipped, even if two
   processes were to project at once;
-- batched: one commit per batch, not one per event;
+- batched: one commit per batch, not one per event, and the log read a batch at a time by
+  `LogReader` (`log_reader.py`), which decodes the common event without the library's generic
+  mapper;
 - seen when it fails: if the read model raises on an event, the events before it are kept, the
   projection's state becomes `failed` with that event's position and the error, and it stops
   there (never skipping it) until it is retried (a process start, or a rebuild);
@@ -42,7 +44,8 @@ LIVE, FAILED, REBUILDING = "live", "failed", "rebuilding"
 @dataclass(frozen=True)
 class LogEvent:
     """One event of the session log, as a read model sees it: its position in the log, the
-    public number of its session, and the domain event (`Started` or `EventRecorded`)."""
+    public number of its session, and the domain event: `Started`, `EventRecorded`, or an event
+    class added later, which a read model that does not know it leaves alone (`recorded` is None)."""
 
     position: int
     session_number: int
