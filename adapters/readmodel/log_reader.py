@@ -15,7 +15,8 @@ gain), an older class version (0.1.0's v1 needs its upcaster), a topic this modu
 (an event class added later), a state that departs from the shape in any way (a missing or extra
 field, a value of another type, a `changes` the library would transcode), a store whose events
 are encrypted or compressed, or a transcoder other than the library's own.
-`tests/integration/test_log_reader.py` checks both paths against the mapper."""
+`tests/unit/test_log_decoding.py` and `tests/integration/test_log_reader.py` hold both paths to
+the mapper."""
 
 from __future__ import annotations
 

@@ -173,7 +173,7 @@ class Projector:
         self._db = database
         self._announce = announce
         self._numbers = SessionNumbers(database)
-        self.reader = LogReader(log.mapper, database)
+        self._reader = LogReader(log.mapper, database)
         self._committed_to: int | None = None
         """The position this projector's last commit moved to: where its next batch starts, with no
         read of the tracking row. Forgotten on a conflict or a failure, and by `catch_up()`."""
@@ -195,7 +195,7 @@ class Projector:
 
     def read_log(self, after: int, limit: int) -> tuple[list[LogEvent], int]:
         """Up to `limit` log events after `after`, and the position the batch ends at."""
-        decoded = self.reader.read(after, limit)
+        decoded = self._reader.read(after, limit)
         if not decoded:
             return [], after
         for _, event in decoded:
