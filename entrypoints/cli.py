@@ -217,9 +217,11 @@ def _rebuild_projections(args: argparse.Namespace) -> int:
     from adapters.readmodel.projection import ProjectionFailed
     from adapters.readmodel.rebuild import RebuildInProgress
     from entrypoints.bootstrap import bootstrap
+    from entrypoints.heap import freeze_startup_heap
     from entrypoints.progress import CommandProgress
 
     service = bootstrap(run_projection=False)
+    freeze_startup_heap()
     try:
         names = args.names or list(service.projectors)
         unknown = [name for name in names if name not in service.projectors]

@@ -171,3 +171,14 @@ class Database(ABC):
     def purge_deleted(self) -> bool:
         """Makes what committed transactions deleted unreadable in the store's own files, as far
         as this store allows; False if that could not be finished now (ADR 0013)."""
+
+    @abstractmethod
+    def log_rows_after(self, position: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """Up to `limit` rows of the session log after `position`, in log order, as plain tuples
+        (position, aggregate id as the driver gives it, aggregate version, topic, state): what a
+        projection reads, a batch at a time, with nothing built per row that it does not need."""
+
+    @abstractmethod
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Inserts `rows` (values in `columns` order, as this dialect stores them) into `table`
+        in bulk, with `cursor`, in its transaction: how a projection writes a batch's new rows."""

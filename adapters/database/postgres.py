@@ -13,10 +13,13 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import make_conninfo
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from adapters.database.base import Database, store_errors
 from adapters.database.url import DatabaseSettings
+
+_JSON, _JSONB, _TEXT = (psycopg.adapters.types[name].oid for name in ("json", "jsonb", "text"))
 
 
 def _lock_key(name: str) -> int:
@@ -37,6 +40,11 @@ class Postgres(Database):
             f" LEFT JOIN {events_table} e ON e.originator_id = %s AND e.originator_version > %s"
             " WHERE d.number = %s ORDER BY e.originator_version"
         )
+        self._log_rows = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
+            " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(Identifier(events_table))
+        self._copy_types: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 
     def pool_usage(self) -> dict[str, int] | None:
         stats = self.datastore.pool.get_stats()
@@ -205,6 +213,45 @@ class Postgres(Database):
         half the pages, measured), and in the WAL and backups until they expire. VACUUM on the
         log would also stop every append while it runs (ADR 0013)."""
         return True
+    def log_rows_after(self, position: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """A prepared statement, answered in binary (the state's bytes as they are, not in hex)."""
+        with (
+            store_errors(),
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            cursor.execute(self._log_rows, (position, limit), prepare=True)
+            return cursor.fetchall()
+
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """A binary `COPY`: no statement per row, and values sent as the column types' own bytes.
+        A `json` column is sent the text itself (its binary form), not a Python object to dump."""
+        if not rows:
+            return
+        types = self._copy_types_of(cursor, table, tuple(columns))
+        copy = SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            Identifier(table), SQL(", ").join(map(Identifier, columns))
+        )
+        with cursor.copy(copy) as writer:
+            writer.set_types(types)
+            for row in rows:
+                writer.write_row(row)
+
+    def _copy_types_of(self, cursor: Any, table: str, columns: tuple[str, ...]) -> list[int]:
+        """The columns' types, from the catalog, once per table name (a rebuild's generation has
+        a name of its own, and the same types as the table it replaces)."""
+        key = (table, columns)
+        if key not in self._copy_types:
+            cursor.execute(
+                "SELECT attname, atttypid::int AS oid FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            oids = {row["attname"]: row["oid"] for row in cursor.fetchall()}
+            if _JSONB in (oids[column] for column in columns):
+                raise ValueError(f"{table}: binary COPY into jsonb is not supported")
+            self._copy_types[key] = [_TEXT if oids[column] == _JSON else oids[column] for column in columns]
+        return self._copy_types[key]
 
 
 def dedicated_connection(settings: DatabaseSettings, application_name: str) -> psycopg.Connection[Any]:

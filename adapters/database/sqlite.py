@@ -38,6 +38,10 @@ class SQLite(Database):
     def __init__(self, datastore: SQLiteDatastore, events_table: str = "stored_events") -> None:
         self.datastore = datastore
         self._events_table = events_table
+        self._log_rows = (
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table}"  # noqa: S608 (the library's table)
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
 
     @contextmanager
     def named_lock(self, name: str, *, wait: bool) -> Iterator[bool]:
@@ -208,6 +212,18 @@ class SQLite(Database):
         except sqlite3.OperationalError:  # still locked after the busy timeout
             pass
         return False
+    def log_rows_after(self, position: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        with self.transaction(commit=False) as cursor:
+            cursor.sqlite_cursor.row_factory = None  # plain tuples
+            cursor.execute(self._log_rows, (position, limit))
+            return list(cursor.fetchall())
+
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """`executemany` of one prepared INSERT: SQLite runs in this process, so a statement per
+        row costs no round trip."""
+        if rows:
+            insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(len(columns))})"  # noqa: S608 (our table)
+            cursor.executemany(self.statement(insert), rows)
 
 
 def _marks(count: int) -> str:

@@ -6,7 +6,9 @@ A `Projector` keeps one read model in step with the session log:
   projection's new position in one transaction, and the position only moves from the value the
   batch was read at (compare-and-set): a batch is never applied twice nor skipped, even if two
   processes were to project at once;
-- batched: one commit per batch, not one per event;
+- batched: one commit per batch, not one per event, and the log read a batch at a time by
+  `LogReader` (`log_reader.py`), which decodes the common event without the library's generic
+  mapper;
 - seen when it fails: if the read model raises on an event, the events before it are kept, the
   projection's state becomes `failed` with that event's position and the error, and it stops
   there (never skipping it) until it is retried (a process start, or a rebuild);
@@ -31,6 +33,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.database.base import UNREACHABLE, Database, store_errors
 from adapters.eventstore.log import SessionLog
+from adapters.readmodel.log_reader import LogReader
 from application.errors import StoreUnavailable
 from domain.session import Session
 
@@ -45,7 +48,8 @@ LIVE, FAILED, REBUILDING = "live", "failed", "rebuilding"
 @dataclass(frozen=True)
 class LogEvent:
     """One event of the session log, as a read model sees it: its position in the log, the
-    public number of its session, and the domain event (`Started` or `EventRecorded`)."""
+    public number of its session, and the domain event: `Started`, `EventRecorded`, or an event
+    class added later, which a read model that does not know it leaves alone (`recorded` is None)."""
 
     position: int
     session_number: int
@@ -185,6 +189,10 @@ class Projector:
         self._db = database
         self._announce = announce
         self._numbers = SessionNumbers(database)
+        self._reader = LogReader(log.mapper, database)
+        self._committed_to: int | None = None
+        """The position this projector's last commit moved to: where its next batch starts, with no
+        read of the tracking row. Forgotten on a conflict or a failure, and by `catch_up()`."""
         self._advance = database.statement(
             "UPDATE projection_tracking SET position = %s, updated_at = %s"
             " WHERE name = %s AND position = %s AND state = 'live' RETURNING position"
@@ -203,11 +211,9 @@ class Projector:
 
     def read_log(self, after: int, limit: int) -> tuple[list[LogEvent], int]:
         """Up to `limit` log events after `after`, and the position the batch ends at."""
-        with store_errors():
-            notifications = self._log.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        if not notifications:
+        decoded = self._reader.read(after, limit)
+        if not decoded:
             return [], after
-        decoded = [(n.id, self._log.mapper.to_domain_event(n)) for n in notifications]
         for _, event in decoded:
             if isinstance(event, Session.Started | Session.Erased):  # they carry the session's number
                 self._numbers.learn(event.originator_id, event.number)
@@ -218,15 +224,14 @@ class Projector:
             for position, event in decoded
             if event.originator_id in numbers
         ]
-        return batch, notifications[-1].id
+        return batch, decoded[-1][0]
 
     # --- projecting --------------------------------------------------------------------------
     def process_batch(self) -> int:
         """Projects the next batch; returns how many log events it consumed. Raises
         `ProjectionConflict` if another projector moved first, `ProjectionFailed` if the read
         model raised (after keeping the events before the one that failed)."""
-        self._raise_if_failed()
-        start = self.position()
+        start = self._start() if self._committed_to is None else self._committed_to
         batch, end = self.read_log(start, self.batch_size)
         if end == start:
             return 0
@@ -241,8 +246,10 @@ class Projector:
         return max(len(batch), 1)  # a batch whose every event was dropped still moved the position
 
     def _commit(self, start: int, end: int, batch: Sequence[LogEvent]) -> None:
+        self._committed_to = None  # known again once this commits
         with self._db.transaction(commit=True) as cursor:
             self.apply_in(cursor, start, end, batch)
+        self._committed_to = end
         self.progress.advanced_to(end)
 
     def apply_in(self, cursor: Any, start: int, end: int, batch: Sequence[LogEvent]) -> None:
@@ -281,6 +288,7 @@ class Projector:
         logger.warning("projection %s: a batch failed (%r) but each of its events went through", self.name, error)
 
     def _fail(self, position: int, error: Exception) -> None:
+        self._committed_to = None
         message = f"{type(error).__name__}: {error}"[:2000]
         with self._db.transaction(commit=True) as cursor:
             cursor.execute(
@@ -293,12 +301,20 @@ class Projector:
         logger.error("projection %s failed at log position %s: %s", self.name, position, message, exc_info=error)
         raise ProjectionFailed(self.name, position, message) from error
 
-    def _raise_if_failed(self) -> None:
+    def _start(self) -> int:
+        """The position the next batch starts from, in one read with the state: raises
+        `ProjectionFailed` if the projection has failed."""
         rows = self._db.fetch_all(
-            "SELECT error, failed_position FROM projection_tracking WHERE name = %s AND state = 'failed'", (self.name,)
+            "SELECT position, state, error, failed_position FROM projection_tracking WHERE name = %s", (self.name,)
         )
-        if rows:
-            raise ProjectionFailed(self.name, int(rows[0]["failed_position"] or 0), str(rows[0]["error"]))
+        if not rows:
+            return 0
+        row = rows[0]
+        if row["state"] == FAILED:
+            raise ProjectionFailed(self.name, int(row["failed_position"] or 0), str(row["error"]))
+        position = int(row["position"])
+        self.progress.advanced_to(position)
+        return position
 
     def retry(self) -> bool:
         """Clears a failure so that projecting resumes at the event that failed (after a fix has
@@ -316,7 +332,9 @@ class Projector:
     def catch_up(self, on_progress: Callable[[int], None] | None = None) -> None:
         """Projects until the head of the log, synchronously (rebuilds, tests). Another projector
         (a running service) may do part of the work: a conflict just means carrying on from its
-        position. `on_progress` is told each position reached."""
+        position. `on_progress` is told each position reached. It starts from the tracked
+        position, whoever set it."""
+        self._committed_to = None
         stuck = 0
         while True:
             before = self.progress.position

@@ -12,23 +12,24 @@ from adapters.readmodel.projection import LogEvent
 NAME = "session_events"
 
 
+COLUMNS = ("session_id", "sequence", "id", "event_type", "sent_at", "received_at", "data", "metadata", "position")
+
+
 class SessionEvents:
     name = NAME
     tables = ("session_events",)
 
     def write(self, db: Database, cursor: Any, tables: Mapping[str, str], batch: Sequence[LogEvent]) -> None:
-        insert = db.statement(
-            f"INSERT INTO {tables['session_events']} (session_id, sequence, id, event_type, sent_at,"  # noqa: S608 (our table)
-            " received_at, data, metadata, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        )
+        """Every row is new (one per recorded event), so the batch goes in as one bulk insert."""
+        uuid, time = db.uuid, db.time
         rows = [
             (
                 log_event.session_number,
                 recorded.sequence,
-                db.uuid(recorded.event_id),
+                uuid(recorded.event_id),
                 recorded.event_type,
-                db.time(recorded.sent_at),
-                db.time(recorded.timestamp),
+                time(recorded.sent_at),
+                time(recorded.timestamp),
                 recorded.data,
                 recorded.metadata,
                 log_event.position,
@@ -36,8 +37,7 @@ class SessionEvents:
             for log_event in batch
             if (recorded := log_event.recorded) is not None
         ]
-        if rows:
-            cursor.executemany(insert, rows)
+        db.insert_rows(cursor, tables["session_events"], COLUMNS, rows)
 
     def erase(self, db: Database, cursor: Any, tables: Mapping[str, str], session_numbers: Sequence[int]) -> None:
         delete = db.statement(f"DELETE FROM {tables['session_events']} WHERE session_id = %s")  # noqa: S608 (our table)

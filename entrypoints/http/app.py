@@ -15,6 +15,7 @@ from litestar import Litestar, Router
 from litestar.types import Empty
 
 from entrypoints.bootstrap import Service, bootstrap
+from entrypoints.heap import freeze_startup_heap
 from entrypoints.http import metrics as metrics_module
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.log_redaction import redact_tokens_in_server_logs
@@ -62,6 +63,8 @@ def create_app(service: Service | None = None, *, json_logs: bool = False) -> Li
     def start(app: Litestar) -> None:
         app.state.service = service if service is not None else bootstrap()
         app.state.service.sessions.observe_groups(metrics_module.group_saved)
+        if service is None:  # a serving process, built now and living until it stops
+            freeze_startup_heap()
         # Blocking handlers run in the loop's default executor, min(32, cores + 4) threads unless
         # told otherwise: 6 here, too few for requests that wait on locks or the read model.
         asyncio.get_running_loop().set_default_executor(

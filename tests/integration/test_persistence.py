@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -12,13 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.eventstore.log import SNAPSHOT_INTERVAL
-from adapters.readmodel.projection import ProjectionConflict
+from adapters.readmodel.projection import ProjectionConflict, Projector
+from adapters.readmodel.session_events import SessionEvents
 from application.errors import EventRejected, SessionNotFound
 from application.queries import EventQuery, Order, Page
 from application.scope import Scope
 from entrypoints.bootstrap import Service, bootstrap
-from tests.conftest import settings_for
+from tests.conftest import STORES, settings_for
 from tests.factories import raw_event
+from tests.integration.stepping import stepped_service
 
 
 def all_events(service: Service, scope: Scope, number: int, order: Order = Order.ASC):
@@ -177,13 +180,47 @@ def test_a_projector_that_read_a_stale_position_gives_up_its_batch(
         assert reached > stale + 1
 
         rival.projection.batch_size = 1
-        monkeypatch.setattr(rival.projection, "position", lambda: stale)  # read before the running one moved
+        monkeypatch.setattr(rival.projection, "_start", lambda: stale)  # read before the running one moved
         with pytest.raises(ProjectionConflict):
             rival.projection.process_batch()
         assert service.projection.position() == reached
         assert [e.sequence for e in all_events(service, scope, number)] == [1, 2, 3]
     finally:
         rival.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_projector_goes_on_from_its_own_commit_until_another_moves_the_position(
+    kind: str, tmp_path: Path, scope: Scope
+) -> None:
+    """After its own commit a projector starts the next batch where it moved the position,
+    without reading it; a rival's move makes that batch conflict (nothing written), and the next
+    one starts from the tracked position. `catch_up()` always starts from the tracked position,
+    whoever set it (a benchmark resetting a read model)."""
+    with stepped_service(kind, tmp_path) as stepped:
+        service = stepped.service
+        number = service.sessions.create_session(scope).number
+        service.sessions.handle_events(scope, number, [raw_event() for _ in range(4)])  # log: creation, 4 events
+        mine = service.projection
+        rival = Projector(SessionEvents(), service.log, service.database)  # another process's, same name
+        mine.batch_size = rival.batch_size = 2
+
+        def sequences() -> list[int]:
+            return [e.sequence for e in all_events(service, scope, number)]
+
+        assert mine.process_batch() == 2  # the creation, event 1
+        assert rival.process_batch() == 2  # events 2 and 3, from the tracked position
+        with pytest.raises(ProjectionConflict):
+            mine.process_batch()  # from its own commit: stale
+        assert mine.process_batch() == 1  # event 4, from the tracked position
+        assert sequences() == [1, 2, 3, 4]
+
+        db = service.database
+        with db.transaction(commit=True) as cursor:
+            cursor.execute("DELETE FROM session_events")
+            cursor.execute(db.statement("UPDATE projection_tracking SET position = 0 WHERE name = %s"), (mine.name,))
+        mine.catch_up()
+        assert sequences() == [1, 2, 3, 4]
 
 
 json_values = st.recursive(

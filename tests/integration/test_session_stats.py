@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from adapters.readmodel import session_stats
 from application.errors import SessionNotFound
 from application.queries import SessionStats
 from application.scope import Scope
@@ -246,3 +247,33 @@ def test_pairing_does_not_depend_on_where_the_projectors_batches_end(
     assert tools(stats_b) == {"Y": (1, 1, 1, 3.0)}
     assert (stats_a.event_count, stats_a.errors, stats_b.event_count) == (6, 1, 4)
     assert open_calls(service, a) == open_calls(service, b) == {}
+
+
+@pytest.mark.parametrize("rows_per_statement", [2, 500])
+def test_what_a_batch_writes_does_not_depend_on_how_its_rows_are_cut_into_statements(
+    stepped: Stepped, scope: Scope, rows_per_statement: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three sessions per batch: the first batch opens a call in each (upserts, inserted calls),
+    the second closes them and opens another in one of them (deleted calls), in statements of
+    2 rows or in one."""
+    monkeypatch.setattr(session_stats, "_CHUNK", rows_per_statement)
+    service = stepped.service
+    projector = service.projectors["session_stats"]
+    numbers = [new_session(service, scope) for _ in range(3)]
+    for number in numbers:
+        service.sessions.handle_events(scope, number, [call("Read", "c1", 0), call("Edit", "c2", 1)])
+    projector.catch_up()
+    assert [open_calls(service, n) for n in numbers] == [{"c1": "Read", "c2": "Edit"}] * 3
+
+    for number in numbers:
+        service.sessions.handle_events(scope, number, [result("c1", 2), result("c2", 4)])
+    service.sessions.handle_events(scope, numbers[0], [call("Bash", "c1", 5)])  # an id used again
+    projector.catch_up()
+    assert [open_calls(service, n) for n in numbers] == [{"c1": "Bash"}, {}, {}]
+    done = {"Read": (1, 1, 0, 2.0), "Edit": (1, 1, 0, 3.0)}
+    assert [tools(service.sessions.get_stats(scope, n)) for n in numbers] == [
+        {**done, "Bash": (1, 0, 0, 0.0)},
+        done,
+        done,
+    ]
+    assert [service.sessions.get_stats(scope, n).event_count for n in numbers] == [5, 4, 4]
