@@ -171,18 +171,20 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
         news_of_tokens, token_poll = listener.wakeup(TOKENS_CHANNEL), POSTGRES_POLL_SECONDS
         for name, projector in projectors.items():
             leadership = listener.leadership(_leader_lock_key(name))
-            workers.append(ProjectionWorker(projector, leadership, listener.wakeup(database.log_channel)))
+            news = listener.wakeup(database.log_channel)
+            workers.append(ProjectionWorker(projector, leadership, news, settle=_settle(name)))
         background.append(listener)
     else:
         feed_news = threading.Event()
         projectors[SESSION_EVENTS].progress.on_advance(feed_news.set)
+        log.on_saved(feed_news.set)  # an append may have projected its events itself
         news_of_feed = local_wakeup(feed_news)
         news_of_tokens, token_poll = polling_wakeup(), SQLITE_POLL_SECONDS
         for name, projector in projectors.items():
             log_news = threading.Event()
             log.on_saved(log_news.set)
             leadership = FileLeadership(settings.database.sqlite_path, name)
-            workers.append(ProjectionWorker(projector, leadership, local_wakeup(log_news)))
+            workers.append(ProjectionWorker(projector, leadership, local_wakeup(log_news), settle=_settle(name)))
 
     reads = ReadYourWrites(projectors, database)
     notifier = FeedNotifier(NotificationFeed(database), news_of_feed)
@@ -215,6 +217,18 @@ def bootstrap(settings: Settings | None = None, *, run_projection: bool = True) 
             part.start()
         notifier.start()
     return service
+
+
+SETTLE_SECONDS = {SESSION_EVENTS: 0.05}
+"""How long each projection's worker lets news of appends gather before projecting (see
+`adapters.readmodel.worker`). Appends project `session_events` themselves whenever it has
+caught up with the log (ADR 0017), so its worker is only a fallback; the others project every
+append, a batch at a time."""
+DEFAULT_SETTLE_SECONDS = 0.02
+
+
+def _settle(projection: str) -> float:
+    return SETTLE_SECONDS.get(projection, DEFAULT_SETTLE_SECONDS)
 
 
 def _leader_lock_key(projection: str) -> int:

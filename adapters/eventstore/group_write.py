@@ -55,6 +55,9 @@ class GroupRows:
     """The session number of each stored event."""
     event_ids: list[UUID | None] = field(default_factory=list)
     """The recorded event's id of each stored event (None: the session's creation)."""
+    recorded: list[Session.EventRecorded | None] = field(default_factory=list)
+    """The recorded event of each stored event (None: the session's creation): what the
+    `session_events` read model holds of it, written by the same transaction when it can be."""
     directory: list[DirectoryEntry] = field(default_factory=list)
     links: list[tuple[int, UUID, str]] = field(default_factory=list)
     """(number, session uuid, conversation id) of sessions the group links to a conversation."""
@@ -75,6 +78,9 @@ class GroupWritten:
     """Each written session's last log position."""
     conflicted: set[UUID]
     gone: set[UUID]
+    projected: bool = False
+    """Whether the same transaction wrote the events into `session_events` and moved that
+    projection on (it does when the projection had caught up with the log)."""
 
 
 def group_rows(changes: Sequence[SessionChanges], mapper: Mapper[Any]) -> GroupRows:
@@ -89,8 +95,10 @@ def group_rows(changes: Sequence[SessionChanges], mapper: Mapper[Any]) -> GroupR
             rows.numbers.append(session.number)
             if isinstance(event, Session.EventRecorded):
                 rows.event_ids.append(event.event_id)
+                rows.recorded.append(event)
             else:
                 rows.event_ids.append(None)
+                rows.recorded.append(None)
                 if event.originator_version == 1:
                     rows.directory.append(
                         DirectoryEntry(session.number, session.id, session.account_id, session.user_id, event.timestamp)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import DataError, IntegrityError
 from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.sqlite import SQLiteRecorder
 from eventsourcing.utils import Environment, EnvType, get_topic
@@ -42,6 +43,9 @@ class SessionLog(Application[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._save_listeners: list[Callable[[], None]] = []
+        self.projects_session_events = True
+        """Whether appends write their events into `session_events` themselves when it has
+        caught up with the log (ADR 0017). Off, its projector alone does (tests driving it)."""
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Configured only by what it is given: the library would also read the process's
@@ -74,7 +78,14 @@ class SessionLog(Application[Any]):
         recorder = self.recorder
         if not isinstance(recorder, SessionLogPostgresRecorder | SessionLogSQLiteRecorder):
             raise TypeError(f"the session log cannot write groups with a {type(recorder).__name__}")
-        written = recorder.insert_group(rows)
+        try:
+            written = recorder.insert_group(rows, project=self.projects_session_events)
+        except (DataError, IntegrityError) as refused:
+            # The read model refused a row (never seen: its columns take what validation lets
+            # through): the events are recorded all the same, and the projector, which records
+            # a failure without losing events, takes it from there.
+            logger.warning("session_events refused a group's rows (%s); recording it without them", refused)
+            written = recorder.insert_group(rows, project=False)
         if written.saved:
             for listener in self._save_listeners:
                 listener()

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -36,6 +36,7 @@ from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecor
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from adapters.database.channels import FEED_CHANNEL
 from adapters.database.sqlite import TAKE_WRITE_LOCK, to_sqlite_time
 from adapters.eventstore.group_write import GroupRows, GroupWritten
 
@@ -48,8 +49,11 @@ for good on a request of several MB (inside the transaction holding the log's lo
 _OUTCOMES = """
 WITH input AS (
   SELECT * FROM unnest(%(uuids)b::uuid[], %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[],
-                       %(numbers)b::bigint[], %(event_ids)b::uuid[])
-    WITH ORDINALITY AS i(originator_id, originator_version, topic, state, number, event_id, n)
+                       %(numbers)b::bigint[], %(event_ids)b::uuid[], %(sequences)b::bigint[],
+                       %(event_types)b::text[], %(sent_ats)b::timestamptz[], %(received_ats)b::timestamptz[],
+                       %(datas)b::text[], %(metadatas)b::text[])
+    WITH ORDINALITY AS i(originator_id, originator_version, topic, state, number, event_id, sequence,
+                         event_type, sent_at, received_at, data, metadata, n)
 ), gone AS (
   SELECT DISTINCT i.originator_id FROM input i
   WHERE NOT EXISTS (SELECT 1 FROM session_directory d WHERE d.number = i.number)
@@ -83,25 +87,51 @@ WITH input AS (
   FROM unnest(%(l_numbers)b::bigint[], %(l_uuids)b::uuid[], %(l_conversations)b::text[])
     AS l(number, originator_id, conversation_id)
   WHERE d.number = l.number AND l.originator_id IN (SELECT originator_id FROM inserted)
+), caught_up AS (
+  SELECT 1 FROM projection_tracking
+  WHERE %(project)b AND name = 'session_events' AND state = 'live'
+    AND position = (SELECT coalesce(max(notification_id), 0) FROM {events})
+), projected AS (
+  UPDATE projection_tracking SET position = (SELECT max(notification_id) FROM inserted), updated_at = now()
+  WHERE name = 'session_events' AND EXISTS (SELECT 1 FROM caught_up) AND EXISTS (SELECT 1 FROM inserted)
+  RETURNING position
+), told AS (
+  SELECT position, pg_notify(%(feed_channel)s, position::text) FROM projected
+), event_rows AS (
+  INSERT INTO session_events (session_id, sequence, id, event_type, sent_at, received_at, data, metadata, position)
+  SELECT i.number, i.sequence, i.event_id, i.event_type, i.sent_at, i.received_at, i.data::json, i.metadata::json,
+         inserted.notification_id
+  FROM input i JOIN inserted USING (originator_id, originator_version)
+  WHERE i.event_id IS NOT NULL AND EXISTS (SELECT 1 FROM projected)
 )
 SELECT 'saved' AS outcome, originator_id, max(notification_id) AS position FROM inserted GROUP BY originator_id
 UNION ALL SELECT 'gone', originator_id, NULL FROM gone
 UNION ALL SELECT 'conflict', originator_id, NULL FROM conflicted
+UNION ALL SELECT 'projected', NULL, position FROM told
 """
+
+
+_GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan"
+"""The group statement's plan does not depend on its arrays' contents: planning it anew for each
+transaction (PostgreSQL's choice for a prepared statement's first executions, and for as long as
+a custom plan looks cheaper) cost as long as running it."""
 
 
 def _written(rows: list[tuple[str, UUID, int | None]]) -> GroupWritten:
     saved: dict[UUID, int] = {}
     conflicted: set[UUID] = set()
     gone: set[UUID] = set()
+    projected = False
     for outcome, session_uuid, position in rows:
-        if outcome == "saved" and position is not None:
+        if outcome == "projected":
+            projected = True
+        elif outcome == "saved" and position is not None:
             saved[session_uuid] = position
         elif outcome == "gone":
             gone.add(session_uuid)
         else:
             conflicted.add(session_uuid)
-    return GroupWritten(saved, conflicted - gone, gone)
+    return GroupWritten(saved, conflicted - gone, gone, projected)
 
 
 def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
@@ -151,18 +181,14 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self._group_statement = SQL(_OUTCOMES).format(
-            events=Identifier(self.datastore.schema, self.events_table_name)
-        )
+        self._group_statement = SQL(_OUTCOMES).format(events=Identifier(self.datastore.schema, self.events_table_name))
         self._notify = SQL("NOTIFY {}").format(Identifier(self.channel_name))
 
-    def insert_group(self, rows: GroupRows) -> GroupWritten:
+    def insert_group(self, rows: GroupRows, *, project: bool = True) -> GroupWritten:
         """Writes the group in one transaction (see the module docstring); the library's errors
         (`OperationalError` when the store cannot be reached) are raised as they come."""
-        params = self._group_params(rows)
-        directory = [
-            (e.number, e.session_uuid, e.account_id, e.user_id, e.created_at) for e in rows.directory
-        ]
+        params = self._group_params(rows, project)
+        directory = [(e.number, e.session_uuid, e.account_id, e.user_id, e.created_at) for e in rows.directory]
         with self.datastore.get_connection() as conn:
             outcomes = conn.cursor()
             pipelined = rows.state_bytes < PIPELINE_LIMIT_BYTES
@@ -175,6 +201,7 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                             " VALUES (%s, %s, %s, %s, %s)",
                             directory,
                         )
+                    curs.execute(_GENERIC_PLAN, prepare=True)
                     for lock_statement in self.lock_table_statements:
                         curs.execute(lock_statement, prepare=True)
                     outcomes.execute(self._group_statement, params, prepare=True)
@@ -187,8 +214,17 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
             return _written([(r["outcome"], r["originator_id"], r["position"]) for r in outcomes.fetchall()])
 
     @staticmethod
-    def _group_params(rows: GroupRows) -> dict[str, Any]:
+    def _group_params(rows: GroupRows, project: bool) -> dict[str, Any]:
+        recorded = rows.recorded
         return {
+            "project": project,
+            "feed_channel": FEED_CHANNEL,
+            "sequences": [r.sequence if r else None for r in recorded],
+            "event_types": [r.event_type if r else None for r in recorded],
+            "sent_ats": [r.sent_at if r else None for r in recorded],
+            "received_ats": [r.timestamp if r else None for r in recorded],
+            "datas": [r.data if r else None for r in recorded],
+            "metadatas": [r.metadata if r else None for r in recorded],
             "uuids": [s.originator_id for s in rows.stored],
             "versions": [s.originator_version for s in rows.stored],
             "topics": [s.topic for s in rows.stored],
@@ -233,7 +269,7 @@ class SessionLogPostgresFactory(PostgresFactory):
 
 
 class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
-    def insert_group(self, rows: GroupRows) -> GroupWritten:
+    def insert_group(self, rows: GroupRows, *, project: bool = True) -> GroupWritten:
         """Writes the group in one transaction, taking SQLite's write lock first (BEGIN
         IMMEDIATE: a transaction that read before asking to write could be refused the lock)."""
         with self._immediate_transaction() as c:
@@ -243,15 +279,24 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                 c.execute(
                     "INSERT INTO session_directory (number, session_uuid, account_id, user_id, created_at)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (entry.number, str(entry.session_uuid), entry.account_id, entry.user_id,
-                     to_sqlite_time(entry.created_at)),
+                    (
+                        entry.number,
+                        str(entry.session_uuid),
+                        entry.account_id,
+                        entry.user_id,
+                        to_sqlite_time(entry.created_at),
+                    ),
                 )
                 gone.discard(entry.session_uuid)
             conflicted = (self._conflicted(c, rows) | self._known(c, rows)) - gone
+            caught_up = project and self._caught_up(c)
             saved: dict[UUID, int] = {}
             positions: dict[tuple[UUID, int], int] = {}
             ids: list[tuple[int, str]] = []
-            for stored, number, event_id in zip(rows.stored, rows.numbers, rows.event_ids, strict=True):
+            projected: list[tuple[Any, ...]] = []
+            for stored, number, event_id, recorded in zip(
+                rows.stored, rows.numbers, rows.event_ids, rows.recorded, strict=True
+            ):
                 session_uuid = stored.originator_id
                 assert isinstance(session_uuid, UUID)  # noqa: S101 (the mapper gives the aggregate's id)
                 if session_uuid in gone or session_uuid in conflicted:
@@ -263,6 +308,20 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                 positions[(session_uuid, stored.originator_version)] = saved[session_uuid] = c.lastrowid
                 if event_id is not None:
                     ids.append((number, str(event_id)))
+                if caught_up and recorded is not None:
+                    projected.append(
+                        (
+                            number,
+                            recorded.sequence,
+                            str(recorded.event_id),
+                            recorded.event_type,
+                            to_sqlite_time(recorded.sent_at),
+                            to_sqlite_time(recorded.timestamp),
+                            recorded.data,
+                            recorded.metadata,
+                            c.lastrowid,
+                        )
+                    )
             if ids:
                 c.executemany(
                     "INSERT INTO session_event_ids (session_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING", ids
@@ -282,7 +341,31 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
             links = [(conversation, number) for number, u, conversation in rows.links if u in saved]
             if links:
                 c.executemany("UPDATE session_directory SET external_conversation_id = ? WHERE number = ?", links)
-        return GroupWritten(saved, conflicted, gone)
+            if caught_up and saved:
+                self._project(c, projected, max(saved.values()))
+        return GroupWritten(saved, conflicted, gone, caught_up and bool(saved))
+
+    def _caught_up(self, c: Any) -> bool:
+        """Whether `session_events` has projected every event of the log (under the write lock)."""
+        c.execute(
+            f"SELECT (SELECT position FROM projection_tracking WHERE name = 'session_events' AND state = 'live')"  # noqa: S608 (the library's table)
+            f" = (SELECT coalesce(max(rowid), 0) FROM {self.events_table_name})"
+        )
+        row = c.fetchone()
+        return bool(row is not None and row[0])
+
+    @staticmethod
+    def _project(c: Any, rows: list[tuple[Any, ...]], position: int) -> None:
+        if rows:
+            c.executemany(
+                "INSERT INTO session_events (session_id, sequence, id, event_type, sent_at, received_at, data,"
+                " metadata, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        c.execute(
+            "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = 'session_events'",
+            (position, to_sqlite_time(datetime.now(UTC))),
+        )
 
     @contextmanager
     def _immediate_transaction(self) -> Iterator[Any]:
@@ -298,6 +381,8 @@ class SessionLogSQLiteRecorder(SQLiteApplicationRecorder):
                 connection.commit()
             except sqlite3.OperationalError as error:  # the library's vocabulary: "cannot reach the store"
                 raise OperationalError(str(error)) from error
+            except sqlite3.IntegrityError as error:
+                raise IntegrityError(str(error)) from error
 
     @staticmethod
     def _present(c: Any, rows: GroupRows) -> set[int]:

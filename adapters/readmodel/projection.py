@@ -32,6 +32,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from adapters.database.base import UNREACHABLE, Database, store_errors
+from adapters.database.channels import FEED_CHANNEL
 from adapters.eventstore.log import SessionLog
 from adapters.readmodel.log_reader import LogReader
 from application.errors import StoreUnavailable
@@ -39,8 +40,6 @@ from domain.session import Session
 
 logger = logging.getLogger("session_events.projection")
 
-FEED_CHANNEL = "session_feed"
-"""Told (on PostgreSQL) whenever `session_events` moves on: notifications may have become readable."""
 MAX_CONFLICTS_WITHOUT_PROGRESS = 50
 LIVE, FAILED, REBUILDING = "live", "failed", "rebuilding"
 
@@ -315,6 +314,11 @@ class Projector:
         position = int(row["position"])
         self.progress.advanced_to(position)
         return position
+
+    def forget_position(self) -> None:
+        """The next batch reads the tracked position first: after a wait, someone else may have
+        moved it (appends project `session_events` themselves when it has caught up)."""
+        self._committed_to = None
 
     def retry(self) -> bool:
         """Clears a failure so that projecting resumes at the event that failed (after a fix has

@@ -6,6 +6,12 @@ checked before every batch: on PostgreSQL it is an advisory lock that dies with 
 and a batch written by a process that has just lost it is still safe, because the position only
 moves by compare-and-set.
 
+Once caught up, a worker waits for news of appends, then lets `settle` seconds pass before
+projecting: under load, many appends then make one batch (one transaction) rather than one
+each, which the appends themselves would otherwise wait for on the database and for the
+interpreter. Reads of a read model wait for it to reach the log (read your writes), so `settle`
+is also what they may wait at most beyond the transaction.
+
 A projection that fails stays failed (and says so in `projections status`) until the failure is
 cleared: each process retries a failed projection once when it starts (a fix may have been
 deployed), and a rebuild replaces it."""
@@ -27,8 +33,9 @@ _NEWS_TIMEOUT = 1.0
 
 
 class ProjectionWorker:
-    def __init__(self, projector: Projector, leadership: Leadership, news: Wakeup) -> None:
+    def __init__(self, projector: Projector, leadership: Leadership, news: Wakeup, settle: float = 0.0) -> None:
         self._projector = projector
+        self._settle = settle
         self._leadership = leadership
         self._news = news
         self._stopping = threading.Event()
@@ -63,6 +70,9 @@ class ProjectionWorker:
                     continue
                 if consumed < self._projector.batch_size:
                     self._news.wait(_NEWS_TIMEOUT)
+                    if self._settle:
+                        self._stopping.wait(self._settle)
+                    self._projector.forget_position()
             except Exception:
                 logger.exception("projection %s failed; retrying in %.0f s", self._projector.name, _RETRY_AFTER_FAILURE)
                 self._leadership.release()

@@ -12,6 +12,7 @@ library reads it at import): the command line imports the HTTP layer inside `ser
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -54,13 +55,14 @@ OPEN_STREAMS = Gauge(
 )
 POOL_CONNECTIONS = Gauge(
     f"{PREFIX}_db_pool_connections",
-    "PostgreSQL pool connections (in_use, idle) as each process last saw them after a request",
+    "PostgreSQL pool connections (in_use, idle) as each process last saw them after a request (at most every 0.25 s)",
     ["state"],
     multiprocess_mode="livesum",
 )
 POOL_WAITING = Gauge(
     f"{PREFIX}_db_pool_waiting",
-    "Requests waiting for a PostgreSQL pool connection as each process last saw them after a request",
+    "Requests waiting for a PostgreSQL pool connection as each process last saw them after a request"
+    " (at most every 0.25 s)",
     multiprocess_mode="livesum",
 )
 GROUP_CALLS = Histogram(
@@ -114,8 +116,19 @@ def open_stream(transport: str) -> Iterator[None]:
         gauge.dec()
 
 
+POOL_EVERY = 0.25
+"""Seconds between refreshes of the pool gauges: each write to a multiprocess metric costs a
+system call, and a scrape every few seconds needs no fresher figure."""
+_pool_seen = [0.0]
+
+
 def pool_usage(stats: Callable[[], dict[str, int] | None]) -> None:
-    """Refreshes the pool gauges from this process's pool (a dictionary read, under a lock)."""
+    """Refreshes the pool gauges from this process's pool (a dictionary read, under a lock), at
+    most every `POOL_EVERY` seconds."""
+    now = time.monotonic()
+    if now - _pool_seen[0] < POOL_EVERY:
+        return
+    _pool_seen[0] = now
     usage = stats()
     if usage is None:
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from litestar import Request
@@ -101,12 +102,29 @@ def provide_scope(credential: NamedDependency[Credential]) -> Scope:
     return credential.scope
 
 
+@dataclass(frozen=True)
+class Recording:
+    """What a recording handler is given: the caller's scope and the use cases, as one
+    dependency. Litestar resolves independent dependencies of one handler concurrently, spawning
+    a task each; one chain (credential, caller, this) costs none, which counts on the hottest
+    route."""
+
+    scope: Scope
+    sessions: SessionService
+
+
+def provide_recording(caller: NamedDependency[Scope], state: State) -> Recording:
+    return Recording(caller, provide_sessions(state))
+
+
 Tokens = SkipValidation[TokenStore]
 Limiter = SkipValidation[RateLimiter | None]
 Wired = SkipValidation[Service]
 Caller = NamedDependency[Scope]
 """The scope of the request's bearer token (`provide_scope`)."""
 Sessions = NamedDependency[SessionService]
+Recorder = NamedDependency[Recording]
+"""The caller's scope and the use cases (`provide_recording`), for the recording handlers."""
 Erasure = NamedDependency[SessionErasure]
 KeepAliveSeconds = NamedDependency[float]
 """Seconds between keep-alive comments on a live stream."""
@@ -159,6 +177,7 @@ DEPENDENCIES = {
     "caller": Provide(provide_scope, sync_to_thread=False),
     "limiter": Provide(provide_limiter, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
+    "recording": Provide(provide_recording, sync_to_thread=False),
     "erasure": Provide(provide_erasure, sync_to_thread=False),
     "tokens": Provide(provide_tokens, sync_to_thread=False),
     "notifier": Provide(provide_notifier, sync_to_thread=False),

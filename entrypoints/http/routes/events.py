@@ -16,7 +16,7 @@ from application.validation import parse_event, parse_events
 from domain.session import NewEvent as ValidEvent
 from entrypoints.http import bodies, metrics
 from entrypoints.http.openapi import ContractOperation, errors_documented
-from entrypoints.http.providers import Caller, ExactBody, Sessions
+from entrypoints.http.providers import Caller, ExactBody, Recorder, Recording, Sessions
 from entrypoints.http.schemas import (
     EVENT_TYPES,
     SESSION_STATUSES,
@@ -52,11 +52,9 @@ _SIDE_EFFECTS = (
     responses=errors_documented(400, 401, 404, 413, 422, 503),
     operation_class=ContractOperation,
 )
-async def record_event(
-    session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
-) -> Response[SessionEnvelope]:
+async def record_event(session_id: int, recording: Recorder, data: bytes = b"") -> Response[SessionEnvelope]:
     handled = await _recorded(
-        sessions, caller, session_id, lambda: [parse_event(bodies.json_object(data), session_id)], len(data)
+        recording, session_id, lambda: [parse_event(bodies.json_object(data), session_id)], len(data)
     )
     metrics.recorded("single", submitted=1, new=handled.new_event_count)
     return answer(SessionEnvelope(session_out(handled.session)))
@@ -74,9 +72,7 @@ async def record_event(
     responses=errors_documented(400, 401, 404, 413, 422, 503),
     operation_class=ContractOperation,
 )
-async def record_events(
-    session_id: int, caller: Caller, sessions: Sessions, data: bytes = b""
-) -> Response[BatchRecorded]:
+async def record_events(session_id: int, recording: Recorder, data: bytes = b"") -> Response[BatchRecorded]:
     submitted = 0
 
     def parse() -> list[ValidEvent]:
@@ -85,7 +81,7 @@ async def record_events(
         submitted = len(batch)
         return parse_events(batch, session_id)
 
-    handled = await _recorded(sessions, caller, session_id, parse, len(data))
+    handled = await _recorded(recording, session_id, parse, len(data))
     metrics.recorded("batch", submitted=submitted, new=handled.new_event_count)
     return answer(BatchRecorded(session_out(handled.session), handled.new_event_count))
 
@@ -129,7 +125,7 @@ def get_events(
 
 
 async def _recorded(
-    sessions: Sessions, caller: Caller, session_id: int, parse: Callable[[], list[ValidEvent]], body_bytes: int
+    recording: Recording, session_id: int, parse: Callable[[], list[ValidEvent]], body_bytes: int
 ) -> EventsHandled:
     """Validates the body, then waits (without holding a thread) for the events to be durable.
     A large body is decoded in a worker thread, so that the event loop keeps serving. A missing
@@ -139,9 +135,9 @@ async def _recorded(
     try:
         events = parse() if body_bytes <= DECODE_IN_LOOP_BYTES else await asyncio.to_thread(parse)
     except (EventRejected, bodies.MalformedBody):
-        await asyncio.to_thread(sessions.get_session, caller, session_id)
+        await asyncio.to_thread(recording.sessions.get_session, recording.scope, session_id)
         raise
-    return await asyncio.wrap_future(sessions.record(caller, session_id, events))
+    return await asyncio.wrap_future(recording.sessions.record(recording.scope, session_id, events))
 
 
 ROUTES: list[Any] = [record_event, record_events, get_events]
