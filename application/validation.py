@@ -78,14 +78,40 @@ _UNDECODABLE = object()
 """A value Python's JSON reader refuses (an integer of thousands of digits, deep nesting)."""
 
 
+_NOT_PLAIN_BYTES = re.compile(rb'[\x00-\x1f"\\]')
+_NOT_PLAIN_TEXT = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _decoded(fields: RawFields, name: str) -> object:
     raw = fields.get(name)
     if raw is None:
         return None
+    plain = _plain_string(raw)
+    if plain is not None:
+        return plain
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return _UNDECODABLE
+
+
+def _plain_string(raw: str | bytes) -> str | None:
+    """The value of a JSON string with nothing escaped in it (`"tool_called"`, a date, a UUID):
+    its characters between the quotes, read without the JSON reader (the wrapper's fields are
+    almost always such strings, and reading them was most of a batch's validation). None for
+    anything else, which `json.loads` reads."""
+    if len(raw) < 2:
+        return None
+    if isinstance(raw, bytes):
+        if raw[0] != 0x22 or raw[-1] != 0x22 or _NOT_PLAIN_BYTES.search(raw, 1, len(raw) - 1):
+            return None
+        try:
+            return raw[1:-1].decode()
+        except UnicodeDecodeError:
+            return None
+    if raw[0] != '"' or raw[-1] != '"' or _NOT_PLAIN_TEXT.search(raw, 1, len(raw) - 1):
+        return None
+    return raw[1:-1]
 
 
 def _present(fields: RawFields, name: str) -> bool:

@@ -110,8 +110,9 @@ def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
         return Effect(note=Note(logging.WARNING, "conversation_started without conversation_id"))
     if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
         conversation_id = str(conversation_id)
-    # A NUL character cannot be stored in a text column (PostgreSQL refuses it): not an id.
-    if not isinstance(conversation_id, str) or not conversation_id or "\x00" in conversation_id:
+    # A NUL character cannot be stored in a text column (PostgreSQL refuses it), nor can a lone
+    # surrogate (`"\ud800"` in the JSON) be written as UTF-8 at all: neither is an id.
+    if not isinstance(conversation_id, str) or not conversation_id or not _storable(conversation_id):
         kind = type(conversation_id).__name__
         return Effect(note=Note(logging.WARNING, f"conversation_started ignored: invalid conversation_id (a {kind})"))
     if session.external_conversation_id is None:
@@ -121,6 +122,16 @@ def link_conversation(session: SessionFacts, data: Mapping[str, Any]) -> Effect:
     return Effect(
         note=Note(logging.WARNING, "conversation_started ignored: the session already belongs to another conversation")
     )
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _STATUSES = {status.value: status for status in SessionStatus}

@@ -23,6 +23,7 @@ from adapters.eventstore.recorders import (
     SessionLogSQLiteFactory,
     SessionLogSQLiteRecorder,
 )
+from adapters.eventstore.transcoder import CompactJSONTranscoder
 from application.recording import SessionChanges
 from domain.session import Session
 
@@ -105,7 +106,10 @@ class SessionLog(Application[Any]):
 
 
 def event_log_environment(settings: DatabaseSettings) -> dict[str, str]:
-    common = {"CREATE_TABLE": "n"}  # the schema module creates and migrates every table
+    common = {
+        "CREATE_TABLE": "n",  # the schema module creates and migrates every table
+        "TRANSCODER_TOPIC": get_topic(CompactJSONTranscoder),
+    }
     if settings.kind == "sqlite":
         return {
             **common,

@@ -70,13 +70,16 @@ _decode_recorded_state = msgspec.json.Decoder(_RecordedState).decode
 
 
 def decodes_like_the_library(mapper: Mapper[Any]) -> bool:
-    """Whether stored states are plain JSON written by the library's own transcoder with its
-    standard transcodings, and `EventRecorded` is still at the version `_RecordedState` describes."""
+    """Whether stored states are plain JSON read by the library's own transcoder (or one that
+    only writes differently, `adapters.eventstore.transcoder`) with its standard transcodings,
+    and `EventRecorded` is still at the version `_RecordedState` describes."""
     transcoder = mapper.transcoder
     return (
         mapper.cipher is None
         and mapper.compressor is None
-        and type(transcoder) is JSONTranscoder
+        and isinstance(transcoder, JSONTranscoder)
+        and type(transcoder).decode is JSONTranscoder.decode
+        and type(transcoder)._decode_obj is JSONTranscoder._decode_obj
         and type(transcoder.names.get("uuid_hex")) is UUIDAsHex
         and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
         and RECORDED.class_version == RECORDED_VERSION

@@ -303,3 +303,14 @@ def test_the_projector_learns_session_numbers_from_the_log(
         assert looked_up == []
     finally:
         fresh.close()
+
+
+def test_an_event_whose_conversation_id_no_text_can_hold_is_stored_and_links_nothing(
+    service: Service, scope: Scope
+) -> None:
+    number = service.sessions.create_session(scope).number
+    started = raw_event(event_type="conversation_started", data=b'{"conversation_id": "\\ud800", "x": "\\udc00"}')
+    handled = service.sessions.handle_event(scope, number, started)
+    assert (handled.new_event_count, handled.session.external_conversation_id) == (1, None)
+    [event] = all_events(service, scope, number)
+    assert event.data_json == '{"conversation_id": "\\ud800", "x": "\\udc00"}'

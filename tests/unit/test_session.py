@@ -202,6 +202,7 @@ def test_an_event_type_has_at_most_one_side_effect() -> None:
 def test_a_conversation_id_holding_a_nul_is_invalid_and_links_nothing() -> None:
     """No text column can store it (PostgreSQL refuses NUL): it is no id, so the event is kept and
     the session stays unlinked."""
+
     class Facts:
         status = "active"
         external_conversation_id = None
@@ -209,3 +210,20 @@ def test_a_conversation_id_holding_a_nul_is_invalid_and_links_nothing() -> None:
     effect = link_conversation(Facts(), {"conversation_id": "a\x00b"})
     assert effect.changes == {}
     assert effect.note is not None and "invalid conversation_id" in effect.note.message
+
+
+def test_a_conversation_id_holding_a_lone_surrogate_is_invalid_and_links_nothing() -> None:
+    """`"\\ud800"` in the JSON reads as a lone surrogate, which cannot be written as UTF-8: the
+    event recording it could not be stored at all (a 503, found while speeding up the transcoder)."""
+
+    class Facts:
+        status = "active"
+        external_conversation_id = None
+
+    for conversation_id in ("\ud800", "ok\udc00", "\ud83d"):
+        effect = link_conversation(Facts(), {"conversation_id": conversation_id})
+        assert effect.changes == {}
+        assert effect.note is not None and "invalid conversation_id" in effect.note.message
+    assert link_conversation(Facts(), {"conversation_id": "\U0001f600"}).changes == {
+        "external_conversation_id": "\U0001f600"
+    }

@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from application import validation
 from application.errors import EventRejected
 from application.validation import MAX_STATE_BYTES, SessionFields, parse_event, parse_events, parse_session_fields
 from domain.event_types import EventType
@@ -241,3 +244,24 @@ def test_a_rejection_says_where_it_happened() -> None:
     assert str(single) == "invalid event: {'data': [\"can't be blank\"]}"
     assert str(in_batch) == "invalid event at index 3: {'data': [\"can't be blank\"]}"
     assert (single.index, in_batch.index, in_batch.errors) == (None, 3, {"data": ["can't be blank"]})
+
+
+@given(st.text(), st.booleans(), st.booleans())
+def test_a_field_read_without_the_json_reader_reads_as_the_json_reader_reads_it(
+    text: str, ascii_only: bool, as_bytes: bool
+) -> None:
+    """`_plain_string` shortcuts plain JSON strings; whatever it accepts must read exactly as
+    `json.loads` reads it, and anything escaped must be left to `json.loads`."""
+    token = json.dumps(text, ensure_ascii=ascii_only)
+    raw: str | bytes = token.encode() if as_bytes else token
+    plain = validation._plain_string(raw)
+    if plain is not None:
+        assert plain == json.loads(raw) == text
+    assert validation._decoded({"f": raw}, "f") == text
+
+
+@given(st.binary(max_size=12))
+def test_any_bytes_read_as_the_json_reader_reads_them_or_are_left_to_it(raw: bytes) -> None:
+    plain = validation._plain_string(raw)
+    if plain is not None:
+        assert json.loads(raw) == plain
