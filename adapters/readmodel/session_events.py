@@ -1,5 +1,11 @@
 """The `session_events` read model: one row per recorded event, for reading a session's events
-in `sent_at` order. `data` and `metadata` keep the client's JSON text exactly."""
+in `sent_at` order. `data` and `metadata` keep the client's JSON text exactly.
+
+Its rows are written in two places, which must agree: here, by its projector (catching up, a
+rebuild, or whenever appends could not), and by appends themselves, in their own transaction,
+when the projection has caught up with the log (the group statement in
+`adapters.eventstore.recorders`; ADR 0017). A change to the rows is made in both; the test that
+a rebuild equals the live model, row for row, compares the two."""
 
 from __future__ import annotations
 
