@@ -252,15 +252,14 @@ class GroupCommit:
 
     def _decide(self, calls: list[_Call], refresh: set[int]) -> dict[int, _SessionWork]:
         numbers = {c.session_id for c in calls}
-        sessions = self._store.for_update(numbers, refresh=refresh & numbers)
+        # A call decided again is decided on its session as stored now (and asks which ids it knows).
+        refresh = (refresh | {c.session_id for c in calls if c.attempts or c.sent_ids}) & numbers
+        sessions = self._store.for_update(numbers, refresh=refresh)
         wanted: dict[int, set[UUID]] = {}
         for call in calls:  # a call's first attempt leaves its ids to the save to check
             if (call.attempts or call.sent_ids) and (ids := call.ids_to_check()):
                 wanted.setdefault(call.session_id, set()).update(ids)
         known = self._store.recorded_event_ids(wanted) if wanted else {}
-        stale = {n for n, ids in known.items() if ids and n not in refresh and n in sessions}
-        if stale:  # a retry of something already recorded: answer with the session as stored now
-            sessions.update(self._store.for_update(stale, refresh=stale))
         work: dict[int, _SessionWork] = {}
         for call in calls:
             session = sessions.get(call.session_id)
@@ -274,8 +273,9 @@ class GroupCommit:
                 logger.exception("session %s: recording failed", call.session_id)
                 self._fail([call], error)
                 replayed = self._replayed(w, known.get(call.session_id, set()))
-                if replayed is None:
+                if replayed is None:  # gone meanwhile: the calls after it fail too
                     del work[call.session_id]
+                    sessions.pop(call.session_id, None)
                 else:
                     work[call.session_id] = replayed
         return work

@@ -5,8 +5,9 @@ Calls are made to queue up behind a transaction in flight by holding the fake st
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from uuid import UUID, uuid4
 
@@ -354,3 +355,115 @@ def test_a_first_attempt_asks_no_question_and_the_save_catches_an_id_already_rec
     assert (handled.new_event_count, handled.session.event_count) == (1, 4)
     assert store.id_queries[-1][number] >= {repeated.event_id}  # asked only once the save had refused it
     assert store.sessions[number].event_count == 4
+
+
+def raising_for(monkeypatch: pytest.MonkeyPatch, marker: UUID, before: Callable[[], None] = lambda: None) -> None:
+    """`Session.record` raises (a side effect failing) for the event `marker`, after recording
+    the events before it: the call leaves its copy of the session half changed."""
+    original = Session.record
+
+    def record(session: Session, new_events: Sequence[NewEvent]) -> object:
+        if any(e.event_id == marker for e in new_events):
+            original(session, [e for e in new_events if e.event_id != marker])
+            before()
+            raise ValueError("a side effect failed")
+        return original(session, new_events)
+
+    monkeypatch.setattr(Session, "record", record)
+
+
+def test_a_call_that_raises_while_decided_fails_alone_and_its_session_neighbours_are_saved(
+    committer: GroupCommit, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [number] = sessions(store, 1)
+    marker = uuid4()
+    raising_for(monkeypatch, marker)
+    _, futures = queued_behind_a_transaction(
+        committer,
+        store,
+        [
+            (number, [new_event(), new_event()]),
+            (number, [new_event(), new_event(event_id=marker)]),
+            (number, [new_event()]),
+        ],
+    )
+    before, failed, after = futures
+    with pytest.raises(ValueError, match="side effect"):
+        failed.result(timeout=5)
+    assert (before.result(timeout=5).session.event_count, after.result(timeout=5).session.event_count) == (2, 3)
+    assert store.groups[-1] == [(number, 3)]  # not the half-recorded event of the call that raised
+    history = [e for e in store.histories[number] if isinstance(e, Session.EventRecorded)]
+    assert [e.sequence for e in history] == [1, 2, 3]
+    assert marker not in {e.event_id for e in history}
+
+
+def test_a_call_that_raises_on_a_session_gone_meanwhile_fails_it_and_every_call_for_it(
+    committer: GroupCommit, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    number, other = sessions(store, 2)
+    marker = uuid4()
+
+    def erase() -> None:
+        store.gone.add(number)
+        del store.sessions[number]
+
+    raising_for(monkeypatch, marker, before=erase)
+    _, futures = queued_behind_a_transaction(
+        committer,
+        store,
+        [
+            (number, [new_event()]),
+            (number, [new_event(event_id=marker)]),
+            (number, [new_event()]),
+            (other, [new_event()]),
+        ],
+    )
+    before, failed, after, elsewhere = futures
+    with pytest.raises(ValueError):
+        failed.result(timeout=5)
+    for refused in (before, after):
+        with pytest.raises(SessionNotFound):
+            refused.result(timeout=5)
+    assert elsewhere.result(timeout=5).session.event_count == 1
+    assert all(number not in [n for n, _ in group] for group in store.groups[1:])
+
+
+def test_a_group_whose_calls_were_all_cancelled_leaves_the_committer_running(
+    committer: GroupCommit, store: FakeStore
+) -> None:
+    a, b = sessions(store, 2)
+    blocker = sessions(store, 1)[0]
+    gate = store.gate = threading.Event()
+    store.entered.clear()
+    committer.submit(OWNER, blocker, [new_event()])
+    assert store.entered.wait(5)
+    assert committer.submit(OWNER, a, [new_event()]).cancel()
+    gate.set()
+    assert committer.submit(OWNER, b, [new_event()]).result(timeout=5).new_event_count == 1
+    assert store.sessions[a].event_count == 0
+
+
+def test_a_group_may_reach_its_bound_in_events_exactly(store: FakeStore) -> None:
+    committer = GroupCommit(store, max_group_events=4, sleep=lambda _: None)
+    numbers = sessions(store, 4)
+    try:
+        _, futures = queued_behind_a_transaction(committer, store, [(n, [new_event(), new_event()]) for n in numbers])
+        results(futures)
+    finally:
+        committer.close()
+    assert [len(group) for group in store.groups[1:]] == [2, 2]
+
+
+def test_a_group_may_reach_its_bound_in_bytes_exactly_counting_metadata(store: FakeStore) -> None:
+    data, metadata = json.dumps({"text": "x" * 100}), json.dumps({"m": "y" * 40})
+    size = len(data) + len(metadata)
+    committer = GroupCommit(store, max_group_bytes=2 * size, sleep=lambda _: None)
+    numbers = sessions(store, 5)
+    try:
+        _, futures = queued_behind_a_transaction(
+            committer, store, [(n, [new_event(data=data, metadata_json=metadata)]) for n in numbers]
+        )
+        results(futures)
+    finally:
+        committer.close()
+    assert [len(group) for group in store.groups[1:]] == [2, 2, 1]

@@ -265,3 +265,38 @@ def test_any_bytes_read_as_the_json_reader_reads_them_or_are_left_to_it(raw: byt
     plain = validation._plain_string(raw)
     if plain is not None:
         assert json.loads(raw) == plain
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ('"tool_called"', "tool_called"),
+        ('""', ""),
+        ('"2026-12-07T11:00:00Z"', "2026-12-07T11:00:00Z"),
+        ('"caf\u00e9 \u2603"', "caf\u00e9 \u2603"),
+        ('"', None),
+        ("", None),
+        ('"open', None),
+        ('open"', None),
+        ("12", None),
+        ('"a\\"b"', None),
+        ('"a\\nb"', None),
+        ('"a\\u0041"', None),
+        ('"tab\there"', None),
+        ('"nul\x00"', None),
+        ('"\x1f"', None),
+        ("null", None),
+        ('{"a": "b"}', None),
+    ],
+)
+def test_only_a_string_with_nothing_escaped_takes_the_short_way(raw: str, plain: str | None, as_bytes: bool) -> None:
+    """The property tests above cannot tell a shortcut never taken from one taken: these pin
+    which values it reads itself (the common case it exists for) and which it leaves to the reader."""
+    value: str | bytes = raw.encode() if as_bytes else raw
+    assert validation._plain_string(value) == plain
+
+
+def test_bytes_that_are_not_utf8_are_left_to_the_json_reader() -> None:
+    assert validation._plain_string(b'"\xff\xfe"') is None
+    assert validation._decoded({"f": b'"\xff\xfe"'}, "f") is validation._UNDECODABLE
