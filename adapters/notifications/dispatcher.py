@@ -25,6 +25,8 @@ logger = logging.getLogger("session_events.notifications")
 SAFETY_POLL = 1.0
 RETENTION = timedelta(days=1)
 PRUNE_EVERY = 600.0
+DISPATCH_BATCH = 1000
+"""Notifications taken from the feed at a time."""
 
 
 class FeedNotifier:
@@ -71,11 +73,14 @@ class FeedNotifier:
                     # From what is readable now; but never from before a rebuild's starting point:
                     # those notifications were sent when first readable, and must not be again.
                     self._cursor = Cursor(max(self._feed.readable_position(), self._feed.rebuilt_from()))
-                ready = self._feed.ready_after(self._cursor)
+                ready = self._feed.ready_after(self._cursor, DISPATCH_BATCH)
                 if ready:
                     self.hub.publish(ready)
                     self._cursor = ready[-1].cursor
-                    continue
+                    if len(ready) == DISPATCH_BATCH:
+                        continue  # there may be more ready already
+                # Drained: whatever becomes ready from now on wakes it (the wakeup was cleared
+                # before the query), so asking again at once would only find nothing.
                 if self._prune and time.monotonic() - last_prune > PRUNE_EVERY:
                     last_prune = time.monotonic()
                     self._feed.prune(RETENTION)
