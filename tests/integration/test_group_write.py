@@ -5,18 +5,25 @@ others, and each call of the group announces at its own last event."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
+from psycopg import ClientCursor
+from psycopg.rows import dict_row
 
+from adapters.eventstore.group_write import group_rows
+from adapters.eventstore.recorders import _GENERIC_PLAN, SessionLogPostgresRecorder
 from application.notifications import Announcement
 from application.queries import Page
 from application.recording import CallAnnounced, SaveOutcome, SessionChanges
 from application.scope import Scope
 from domain.session import Session
 from entrypoints.bootstrap import Service, bootstrap
-from tests.conftest import settings_for
+from tests.conftest import settings_for, store_url
 from tests.factories import new_event, raw_event
 
 
@@ -116,3 +123,58 @@ def test_a_session_that_already_recorded_a_client_chosen_id_it_is_given_is_left_
     assert outcomes == {retried: SaveOutcome.CONFLICT, other: SaveOutcome.SAVED}
     assert service.sessions.get_session(scope, retried).event_count == 1
     assert service.sessions.get_session(scope, other).event_count == 1
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_the_postgresql_group_statement_reads_no_table_whole_even_planned_on_a_young_database(
+    tmp_path: Path,
+) -> None:
+    """The statement is planned once per connection, as the first save on it finds the tables,
+    and keeps that plan: one made while the tables were nearly empty must still find rows by
+    index once the log is large (a sequential scan in the conflict check made every save slower
+    as the log grew). The statement is prepared and run as a save runs it (in a transaction rolled
+    back), then its kept plan is read with EXPLAIN EXECUTE."""
+    with store_url("postgres", tmp_path) as url:
+        young = bootstrap(settings_for(url), run_projection=False)
+        try:
+            scope = Scope(account_id=1, user_id=2)
+            number = young.sessions.create_session(scope).number
+            session = young.store.for_update([number])[number]
+            session.record([new_event(id_from_client=True), new_event()])
+            announcement = Announcement(number, scope.account_id, scope.user_id, event_count=2)
+            changes = SessionChanges(
+                session,
+                [CallAnnounced(announcement, session.version)],
+                frozenset(e.event_id for e in session.pending_events if isinstance(e, Session.EventRecorded)),
+            )
+            recorder = young.log.recorder
+            assert isinstance(recorder, SessionLogPostgresRecorder)
+            params = recorder._group_params(group_rows([changes], young.log.mapper), True)
+            statement = recorder._group_statement.as_string()
+            # Its parameters in the order psycopg numbers them ($1, $2, ...), each with its cast.
+            placeholders = list(dict.fromkeys(re.findall(r"%\(\w+\)[sb](?:::\w+(?:\[\])?)?", statement)))
+            with (
+                recorder.datastore.get_connection() as conn,
+                conn.cursor() as cursor,
+                conn.transaction(force_rollback=True),
+            ):
+                cursor.execute(_GENERIC_PLAN, prepare=True)  # as each save's transaction does
+                cursor.execute(recorder._group_statement, params, prepare=True)
+                cursor.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%%WITH input AS%%'")
+                [prepared] = cursor.fetchall()
+                # EXECUTE's arguments, bound by this process (a utility statement cannot type them)
+                arguments = ", ".join(p.replace(")b", ")s") for p in placeholders)
+                explain = ClientCursor(conn, row_factory=dict_row)
+                explain.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {prepared['name']}({arguments})", params)
+                [row] = explain.fetchall()
+        finally:
+            young.close()
+    nodes = list(_plan_nodes(row["QUERY PLAN"][0]["Plan"]))
+    read = {n["Relation Name"] for n in nodes if "Relation Name" in n and n["Node Type"] != "ModifyTable"}
+    assert read >= {"sessionlog_events", "session_directory", "session_event_ids", "projection_tracking"}
+    assert [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"] == []
