@@ -54,15 +54,21 @@ def sessions(store: FakeStore, count: int, scope: Scope = OWNER) -> list[int]:
     return numbers
 
 
-def queued_behind_a_transaction(
-    committer: GroupCommit, store: FakeStore, calls: Sequence[tuple[int, Sequence[NewEvent]]], scope: Scope = OWNER
-) -> tuple[Future[EventsHandled], list[Future[EventsHandled]]]:
-    """A first call whose transaction is held until `calls` have all been submitted behind it."""
+def holding_a_transaction(committer: GroupCommit, store: FakeStore) -> tuple[Future[EventsHandled], threading.Event]:
+    """A first call whose transaction is held (in the store's `for_update`) until the gate is set."""
     blocker = sessions(store, 1)[0]
     gate = store.gate = threading.Event()
     store.entered.clear()
     first = committer.submit(OWNER, blocker, [new_event()])
     assert store.entered.wait(5)
+    return first, gate
+
+
+def queued_behind_a_transaction(
+    committer: GroupCommit, store: FakeStore, calls: Sequence[tuple[int, Sequence[NewEvent]]], scope: Scope = OWNER
+) -> tuple[Future[EventsHandled], list[Future[EventsHandled]]]:
+    """A first call whose transaction is held until `calls` have all been submitted behind it."""
+    first, gate = holding_a_transaction(committer, store)
     futures = [committer.submit(scope, number, events) for number, events in calls]
     gate.set()
     return first, futures
@@ -165,11 +171,7 @@ def test_a_session_gone_meanwhile_fails_its_calls_only(committer: GroupCommit, s
 def test_a_call_for_a_foreign_or_missing_session_fails_alone(committer: GroupCommit, store: FakeStore) -> None:
     [mine] = sessions(store, 1)
     [theirs] = sessions(store, 1, STRANGER)
-    blocker = sessions(store, 1)[0]
-    gate = store.gate = threading.Event()
-    store.entered.clear()
-    committer.submit(OWNER, blocker, [new_event()])
-    assert store.entered.wait(5)
+    _, gate = holding_a_transaction(committer, store)
     ok = committer.submit(OWNER, mine, [new_event()])
     foreign = committer.submit(OWNER, theirs, [new_event()])
     missing = committer.submit(OWNER, 999, [new_event()])
@@ -243,11 +245,7 @@ def test_a_store_that_cannot_be_reached_fails_the_whole_group(committer: GroupCo
 
 def test_a_call_cancelled_while_queued_is_never_recorded(committer: GroupCommit, store: FakeStore) -> None:
     a, b = sessions(store, 2)
-    blocker = sessions(store, 1)[0]
-    gate = store.gate = threading.Event()
-    store.entered.clear()
-    committer.submit(OWNER, blocker, [new_event()])
-    assert store.entered.wait(5)
+    _, gate = holding_a_transaction(committer, store)
     kept = committer.submit(OWNER, a, [new_event()])
     gone = committer.submit(OWNER, b, [new_event()])
     assert gone.cancel()
@@ -268,27 +266,28 @@ def test_a_call_taken_into_a_group_can_no_longer_be_cancelled(committer: GroupCo
     assert taken.result(timeout=5).new_event_count == 1
 
 
-def test_a_group_stays_within_its_bounds_in_events(store: FakeStore) -> None:
-    committer = GroupCommit(store, max_group_events=3, sleep=lambda _: None)
-    numbers = sessions(store, 4)
+def group_sizes(store: FakeStore, calls: Sequence[tuple[int, Sequence[NewEvent]]], **bounds: int) -> list[int]:
+    """How many calls each group held, `calls` having queued behind a transaction."""
+    committer = GroupCommit(store, sleep=lambda _: None, **bounds)
     try:
-        _, futures = queued_behind_a_transaction(committer, store, [(n, [new_event(), new_event()]) for n in numbers])
+        _, futures = queued_behind_a_transaction(committer, store, calls)
         results(futures)
     finally:
         committer.close()
-    assert [len(group) for group in store.groups[1:]] == [1, 1, 1, 1]
+    return [len(group) for group in store.groups[1:]]
+
+
+@pytest.mark.parametrize(("max_group_events", "sizes"), [(3, [1, 1, 1, 1]), (4, [2, 2])])
+def test_a_group_stays_within_its_bound_in_events_and_may_reach_it(
+    store: FakeStore, max_group_events: int, sizes: list[int]
+) -> None:
+    calls = [(n, [new_event(), new_event()]) for n in sessions(store, 4)]
+    assert group_sizes(store, calls, max_group_events=max_group_events) == sizes
 
 
 def test_a_group_stays_within_its_bounds_in_bytes(store: FakeStore) -> None:
-    committer = GroupCommit(store, max_group_bytes=250, sleep=lambda _: None)
-    numbers = sessions(store, 3)
-    try:
-        data = {"text": "x" * 100}
-        _, futures = queued_behind_a_transaction(committer, store, [(n, [new_event(data=data)]) for n in numbers])
-        results(futures)
-    finally:
-        committer.close()
-    assert [len(group) for group in store.groups[1:]] == [2, 1]
+    calls = [(n, [new_event(data={"text": "x" * 100})]) for n in sessions(store, 3)]
+    assert group_sizes(store, calls, max_group_bytes=250) == [2, 1]
 
 
 def test_a_call_larger_than_the_bounds_goes_alone(store: FakeStore) -> None:
@@ -432,38 +431,14 @@ def test_a_group_whose_calls_were_all_cancelled_leaves_the_committer_running(
     committer: GroupCommit, store: FakeStore
 ) -> None:
     a, b = sessions(store, 2)
-    blocker = sessions(store, 1)[0]
-    gate = store.gate = threading.Event()
-    store.entered.clear()
-    committer.submit(OWNER, blocker, [new_event()])
-    assert store.entered.wait(5)
+    _, gate = holding_a_transaction(committer, store)
     assert committer.submit(OWNER, a, [new_event()]).cancel()
     gate.set()
     assert committer.submit(OWNER, b, [new_event()]).result(timeout=5).new_event_count == 1
     assert store.sessions[a].event_count == 0
 
 
-def test_a_group_may_reach_its_bound_in_events_exactly(store: FakeStore) -> None:
-    committer = GroupCommit(store, max_group_events=4, sleep=lambda _: None)
-    numbers = sessions(store, 4)
-    try:
-        _, futures = queued_behind_a_transaction(committer, store, [(n, [new_event(), new_event()]) for n in numbers])
-        results(futures)
-    finally:
-        committer.close()
-    assert [len(group) for group in store.groups[1:]] == [2, 2]
-
-
 def test_a_group_may_reach_its_bound_in_bytes_exactly_counting_metadata(store: FakeStore) -> None:
     data, metadata = json.dumps({"text": "x" * 100}), json.dumps({"m": "y" * 40})
-    size = len(data) + len(metadata)
-    committer = GroupCommit(store, max_group_bytes=2 * size, sleep=lambda _: None)
-    numbers = sessions(store, 5)
-    try:
-        _, futures = queued_behind_a_transaction(
-            committer, store, [(n, [new_event(data=data, metadata_json=metadata)]) for n in numbers]
-        )
-        results(futures)
-    finally:
-        committer.close()
-    assert [len(group) for group in store.groups[1:]] == [2, 2, 1]
+    calls = [(n, [new_event(data=data, metadata_json=metadata)]) for n in sessions(store, 5)]
+    assert group_sizes(store, calls, max_group_bytes=2 * (len(data) + len(metadata))) == [2, 2, 1]
