@@ -35,6 +35,8 @@ class FakeStore:
         self.lost_saves = 0
         """How many more saves raise `StoreUnavailable` before committing (an unknown outcome too)."""
         self.unavailable_loads = 0
+        self.faulty_loads = 0
+        """How many more `for_update` calls raise an error of the store's own (not `StoreUnavailable`)."""
         self.loads: list[tuple[int, bool]] = []
         """(number, refreshed) of every session `for_update` handed out."""
         self.reads = 0
@@ -74,6 +76,9 @@ class FakeStore:
         if self.unavailable_loads:
             self.unavailable_loads -= 1
             raise StoreUnavailable("the store went away")
+        if self.faulty_loads:
+            self.faulty_loads -= 1
+            raise RuntimeError("a fault of the store")
         found = {}
         for number in numbers:
             if number in self.sessions:

@@ -67,8 +67,9 @@ def test_an_owner_erases_a_session_and_the_store_is_purged() -> None:
 def test_a_foreign_or_missing_session_is_not_found_and_nothing_is_purged(who: Scope) -> None:
     eraser = FakeEraser({7: OWNER})
     for session_id in (7, 8):
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFound) as not_found:
             SessionErasure(eraser).erase_session(who if session_id == 7 else OWNER, session_id)
+        assert not_found.value.session_id == session_id
     assert (eraser.owners, eraser.purges) == ({7: OWNER}, 0)
 
 
@@ -112,3 +113,10 @@ def test_a_prune_that_erases_nothing_purges_nothing() -> None:
 def test_a_prune_batch_has_bounds(batch_size: int) -> None:
     with pytest.raises(ValueError, match="prune batch"):
         SessionErasure(FakeEraser({})).prune(timedelta(days=1), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [1, MAX_PRUNE_BATCH])
+def test_a_prune_batch_may_be_as_small_or_as_large_as_its_bounds(batch_size: int) -> None:
+    eraser = FakeEraser({n: OWNER for n in range(1, 4)}, idle={1, 3})
+    assert SessionErasure(eraser, clock=lambda: NOW).prune(timedelta(days=1), batch_size=batch_size) == 2
+    assert eraser.candidates_asked[0][2] == batch_size

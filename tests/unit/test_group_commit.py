@@ -148,15 +148,16 @@ def test_an_id_sent_by_two_calls_of_one_group_is_recorded_once(committer: GroupC
 def test_a_conflict_on_one_session_holds_back_only_its_own_calls(
     committer: GroupCommit, store: FakeStore, saved: list[GroupSaved]
 ) -> None:
-    a, b, c = sessions(store, 3)
-    store.conflicts[b] = 1
+    a, b, c, d = sessions(store, 4)
+    store.conflicts[b] = store.conflicts[d] = 1
     _, futures = queued_behind_a_transaction(
-        committer, store, [(a, [new_event()]), (b, [new_event()]), (c, [new_event()])]
+        committer, store, [(a, [new_event()]), (b, [new_event()]), (c, [new_event()]), (d, [new_event()])]
     )
-    assert [h.session.event_count for h in results(futures)] == [1, 1, 1]
-    assert store.groups[-2:] == [[(a, 1), (b, 1), (c, 1)], [(b, 1)]]  # only b is decided and saved again
-    assert store.loads[-1] == (b, True)  # on the session read afresh
-    assert [(g.calls, g.conflicts) for g in saved[-2:]] == [(3, 1), (1, 0)]
+    assert [h.session.event_count for h in results(futures)] == [1, 1, 1, 1]
+    # only b and d are decided and saved again, on the sessions read afresh
+    assert store.groups[-2:] == [[(a, 1), (b, 1), (c, 1), (d, 1)], [(b, 1), (d, 1)]]
+    assert store.loads[-2:] == [(b, True), (d, True)]
+    assert [(g.calls, g.conflicts) for g in saved[-2:]] == [(4, 2), (2, 0)]
 
 
 def test_a_session_gone_meanwhile_fails_its_calls_only(committer: GroupCommit, store: FakeStore) -> None:
@@ -164,8 +165,9 @@ def test_a_session_gone_meanwhile_fails_its_calls_only(committer: GroupCommit, s
     store.gone.add(b)
     _, futures = queued_behind_a_transaction(committer, store, [(a, [new_event()]), (b, [new_event()])])
     assert futures[0].result(timeout=5).session.event_count == 1
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFound) as missing:
         futures[1].result(timeout=5)
+    assert missing.value.session_id == b
 
 
 def test_a_call_for_a_foreign_or_missing_session_fails_alone(committer: GroupCommit, store: FakeStore) -> None:
@@ -177,9 +179,10 @@ def test_a_call_for_a_foreign_or_missing_session_fails_alone(committer: GroupCom
     missing = committer.submit(OWNER, 999, [new_event()])
     gate.set()
     assert ok.result(timeout=5).new_event_count == 1
-    for refused in (foreign, missing):
-        with pytest.raises(SessionNotFound):
+    for refused, number in ((foreign, theirs), (missing, 999)):
+        with pytest.raises(SessionNotFound) as not_found:
             refused.result(timeout=5)
+        assert not_found.value.session_id == number
     assert store.sessions[theirs].event_count == 0
 
 
@@ -244,15 +247,16 @@ def test_a_store_that_cannot_be_reached_fails_the_whole_group(committer: GroupCo
 
 
 def test_a_call_cancelled_while_queued_is_never_recorded(committer: GroupCommit, store: FakeStore) -> None:
-    a, b = sessions(store, 2)
+    a, b, c = sessions(store, 3)
     _, gate = holding_a_transaction(committer, store)
     kept = committer.submit(OWNER, a, [new_event()])
     gone = committer.submit(OWNER, b, [new_event()])
+    also_kept = committer.submit(OWNER, c, [new_event()])
     assert gone.cancel()
     gate.set()
-    assert kept.result(timeout=5).new_event_count == 1
+    assert (kept.result(timeout=5).new_event_count, also_kept.result(timeout=5).new_event_count) == (1, 1)
     assert store.sessions[b].event_count == 0
-    assert all(b not in [n for n, _ in group] for group in store.groups)
+    assert store.groups[1:] == [[(a, 1), (c, 1)]]  # dropped from the group the others still share
 
 
 def test_a_call_taken_into_a_group_can_no_longer_be_cancelled(committer: GroupCommit, store: FakeStore) -> None:
@@ -421,8 +425,9 @@ def test_a_call_that_raises_on_a_session_gone_meanwhile_fails_it_and_every_call_
     with pytest.raises(ValueError):
         failed.result(timeout=5)
     for refused in (before, after):
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFound) as not_found:
             refused.result(timeout=5)
+        assert not_found.value.session_id == number
     assert elsewhere.result(timeout=5).session.event_count == 1
     assert all(number not in [n for n, _ in group] for group in store.groups[1:])
 
@@ -442,3 +447,27 @@ def test_a_group_may_reach_its_bound_in_bytes_exactly_counting_metadata(store: F
     data, metadata = json.dumps({"text": "x" * 100}), json.dumps({"m": "y" * 40})
     calls = [(n, [new_event(data=data, metadata_json=metadata)]) for n in sessions(store, 5)]
     assert group_sizes(store, calls, max_group_bytes=2 * (len(data) + len(metadata))) == [2, 2, 1]
+
+
+def test_a_second_unknown_outcome_answers_every_call_of_the_group_unavailable(
+    committer: GroupCommit, store: FakeStore
+) -> None:
+    a, b = sessions(store, 2)
+    store.lost_saves = 4  # the held transaction twice (it fails), then this group twice
+    _, futures = queued_behind_a_transaction(
+        committer, store, [(a, [new_event()]), (a, [new_event()]), (b, [new_event()])]
+    )
+    for future in futures:
+        with pytest.raises(StoreUnavailable):
+            future.result(timeout=5)
+
+
+def test_a_fault_escaping_a_group_fails_its_calls_and_the_committer_goes_on(
+    committer: GroupCommit, store: FakeStore
+) -> None:
+    """Never leave a caller waiting: whatever a group raises reaches each of its calls."""
+    [number] = sessions(store, 1)
+    store.faulty_loads = 1
+    with pytest.raises(RuntimeError, match="a fault of the store"):
+        committer.submit(OWNER, number, [new_event()]).result(timeout=5)
+    assert committer.submit(OWNER, number, [new_event()]).result(timeout=5).new_event_count == 1

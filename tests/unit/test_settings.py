@@ -23,7 +23,9 @@ def test_sqlite_urls_four_slashes_absolute_three_relative_to_the_working_directo
     assert DatabaseSettings.from_url("sqlite:///:memory:", tmp_path).sqlite_path == ":memory:"
 
 
-@pytest.mark.parametrize("url", ["sqlite://host/x.db", "sqlite:///", "sqlite:", "mysql://u@h/db", "x", "postgresql://h/"])
+@pytest.mark.parametrize(
+    "url", ["sqlite://host/x.db", "sqlite:///", "sqlite:", "mysql://u@h/db", "x", "postgresql://h/"]
+)
 def test_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidDatabaseUrl):
         DatabaseSettings.from_url(url)
