@@ -111,7 +111,7 @@ UNION ALL SELECT 'projected', NULL, position FROM told
 """
 
 
-_GENERIC_PLAN = (
+_PLANNING = (
     "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 )
 """The group statement is planned once per connection, whatever the tables hold then.
@@ -212,7 +212,7 @@ class SessionLogPostgresRecorder(PostgresApplicationRecorder):
                             " VALUES (%s, %s, %s, %s, %s)",
                             directory,
                         )
-                    curs.execute(_GENERIC_PLAN, prepare=True)
+                    curs.execute(_PLANNING, prepare=True)
                     for lock_statement in self.lock_table_statements:
                         curs.execute(lock_statement, prepare=True)
                     outcomes.execute(self._group_statement, params, prepare=True)

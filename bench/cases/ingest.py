@@ -6,19 +6,19 @@ does; the baseline's clients write the same rows, 100 per transaction, to the sa
 
 Beside them, for information, the ceiling of the log's writes on the same database: the same
 number of events saved back to back from one thread, in groups of 400 (what 4 clients' batches
-make), decided before the clock starts (`bench/bench_write_ceiling.py`). Every save takes the
+make), decided before the clock starts (`bench/write_ceiling.py`). Every save takes the
 log's lock, so no service on this log can ingest faster: the check's threshold is read beside it."""
 
 from __future__ import annotations
 
 from adapters.database.url import DatabaseSettings
 from bench import baselines
-from bench.bench_write_ceiling import save_rates
 from bench.cases import CaseResult, Context, progress, timed_case
 from bench.events import EventFactory
 from bench.load import Connection, posting, run_clients
 from bench.stats import Check, Summary, ratio
 from bench.stores import Store
+from bench.write_ceiling import save_rates
 from entrypoints.bootstrap import bootstrap
 from entrypoints.settings import Settings
 

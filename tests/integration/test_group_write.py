@@ -16,7 +16,7 @@ from psycopg import ClientCursor
 from psycopg.rows import dict_row
 
 from adapters.eventstore.group_write import group_rows
-from adapters.eventstore.recorders import _GENERIC_PLAN, SessionLogPostgresRecorder
+from adapters.eventstore.recorders import _PLANNING, SessionLogPostgresRecorder
 from application.notifications import Announcement
 from application.queries import Page
 from application.recording import CallAnnounced, SaveOutcome, SessionChanges
@@ -163,7 +163,7 @@ def test_the_postgresql_group_statement_reads_no_table_whole_even_planned_on_a_y
                 conn.cursor() as cursor,
                 conn.transaction(force_rollback=True),
             ):
-                cursor.execute(_GENERIC_PLAN, prepare=True)  # as each save's transaction does
+                cursor.execute(_PLANNING, prepare=True)  # as each save's transaction does
                 cursor.execute(recorder._group_statement, params, prepare=True)
                 cursor.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%%WITH input AS%%'")
                 [prepared] = cursor.fetchall()
